@@ -1,0 +1,1 @@
+"""Console scripts. Each module is one command; ``common`` holds what they share."""

@@ -1,0 +1,101 @@
+"""The whole toolkit's config: one YAML file per experiment (configs/*.yaml), one dataclass here.
+
+``partner-train --config configs/default.yaml --set rl.steps=500`` reads defaults, then the file,
+then the overrides. ``configs/paper.yaml`` holds the paper's setup (partner-method.md §7).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from classifiers import configuration
+from classifiers.config import CoherenceConfig, EpitomeConfig, ReverseConfig
+from rewards.config import RewardConfig
+
+
+def _h(text: str, default=None, factory=None):
+    if factory is not None:
+        return field(default_factory=factory, metadata={"help": text})
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass
+class PolicyConfig:
+    backbone: str = _h("causal LM: smollm2-135m (offline default), microsoft/DialoGPT-medium (paper), a folder",
+                       "smollm2-135m")
+    window: int = _h("k: sentences in the edit window (paper 2); the position head has 2k+2 classes", 2)
+    top_p: float = _h("nucleus sampling for candidate sentences (paper 0.92)", 0.92)
+    temperature: float = _h("sampling temperature", 1.0)
+    max_sentence_tokens: int = _h("length cap of a candidate sentence", 40)
+    max_context_tokens: int = _h("tokens kept of the seeker post and of the window, each (paper 64)", 64)
+    max_edits: int = _h("edits per episode before it stops (the paper leaves this open)", 2)
+    lora_r: int = _h("LoRA rank of the policy adapter", 16)
+    lora_alpha: int = _h("LoRA alpha", 32)
+
+
+@dataclass
+class WarmStartConfig:
+    finetune: str = _h("lora | full", "lora")
+    epochs: int = _h("epochs", 2)
+    batch_size: int = _h("batch size", 8)
+    lr: float = _h("learning rate", 2e-4)
+    position_loss_weight: float = _h("weight of the position cross-entropy beside the LM loss (code hint: 0.1)", 0.1)
+    stop_fraction: float = _h("share of STOP examples (responses with nothing to add)", 0.2)
+    max_examples: int = _h("cap on warm-start examples (0 = all)", 0)
+    seed: int = _h("seed", 42)
+
+
+@dataclass
+class RLConfig:
+    method: str = _h("reinforce (paper: running-mean baseline) | rloo (leave-one-out over samples per state)",
+                     "rloo")
+    steps: int = _h("optimiser steps (paper 20000)", 300)
+    batch_size: int = _h("states per step (paper 16)", 8)
+    samples_per_state: int = _h("rollouts per state for rloo", 4)
+    lr: float = _h("learning rate (paper 1e-5 full fine-tuning; LoRA wants more)", 1e-4)
+    baseline_window: int = _h("reinforce: running mean over the last N rewards (paper 100)", 100)
+    kl_coef: float = _h("KL penalty to the warm-start policy (0 = off, as the paper)", 0.05)
+    grad_clip: float = _h("gradient norm clip", 1.0)
+    save_every: int = _h("checkpoint every N steps", 25)
+    log_every: int = _h("log every N steps", 1)
+    seed: int = _h("seed", 42)
+
+
+@dataclass
+class RewriteConfig:
+    method: str = _h("partner | warmstart | identity | template | retrieval | zeroshot", "partner")
+    batch_size: int = _h("examples per generation batch", 16)
+    decoding: str = _h("greedy | sample: how candidate sentences are decoded at inference", "greedy")
+    seed: int = _h("seed (makes sampling deterministic)", 0)
+    template: str = _h("the template baseline's sentence", "That must be really hard for you.")
+
+
+@dataclass
+class PartnerConfig:
+    run_dir: str = _h("where every stage writes its outputs (stages whose outputs exist are skipped)", "runs/default")
+    data_dir: str = _h("folder with epitome-reddit/, esconv/, counsel-chat/ (empty: $PARTNER_DATA or ../shared/data)",
+                       "")
+    seed: int = _h("global seed", 42)
+    classifier: EpitomeConfig = _h("EPITOME empathy classifier", factory=EpitomeConfig)
+    coherence: CoherenceConfig = _h("sentence coherence classifier", factory=CoherenceConfig)
+    reverse: ReverseConfig = _h("reverse model for mutual information", factory=ReverseConfig)
+    rewards: RewardConfig = _h("reward stack", factory=RewardConfig)
+    policy: PolicyConfig = _h("rewriting policy", factory=PolicyConfig)
+    warmstart: WarmStartConfig = _h("supervised warm start", factory=WarmStartConfig)
+    rl: RLConfig = _h("policy-gradient training", factory=RLConfig)
+    rewrite: RewriteConfig = _h("rewriting and baselines", factory=RewriteConfig)
+
+    def data_path(self) -> Path:
+        from classifiers.corpora import default_data_dir
+
+        return Path(self.data_dir) if self.data_dir else default_data_dir()
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> PartnerConfig:
+    return configuration.load(PartnerConfig, path, overrides)
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
+SHIPPED_MODELS = REPO_ROOT / "models"

@@ -1,0 +1,1 @@
+"""Reward functions over batches of (seeker, original, rewritten, edit); they train nothing."""

@@ -1,0 +1,21 @@
+"""Weights and switches of the PARTNER reward (paper §5.5; partner-method.md §2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def _h(text: str, default):
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass
+class RewardConfig:
+    w_empathy: float = _h("weight of the change in empathy r_e (paper 1.0); 0 switches it off", 1.0)
+    w_fluency: float = _h("weight of fluency r_f (paper 10.0); 0 switches it off", 10.0)
+    w_coherence: float = _h("weight of coherence r_c (paper 0.1); 0 switches it off", 0.1)
+    w_mi: float = _h("weight of mutual information r_m (paper 0.1); 0 switches it off", 0.1)
+    lambda_mi: float = _h("λ_MI: forward vs reverse log-likelihood in r_m (paper 0.5)", 0.5)
+    empathy_mode: str = _h("argmax (paper) | expected: levels behind r_e", "argmax")
+    reference_lm: str = _h("frozen LM for fluency (paper: GPT-2); empty = the policy backbone", "")
+    batch_size: int = _h("batch size inside each scorer", 16)
