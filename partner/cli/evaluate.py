@@ -1,14 +1,25 @@
-"""partner-eval: evaluate a classifier, probe its use of context, or evaluate rewrites."""
+"""partner-eval: evaluate a classifier, probe its use of context, or evaluate rewrites.
+
+Each subcommand is ``main(args) -> int`` in its own module (see COMMANDS); one whose module does
+not exist yet reports "not implemented yet".
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 
 from .common import add_common, add_config, not_implemented, run
 
+COMMANDS = {
+    "classifier": ("partner.evaluation.classifier", "EPITOME empathy classifier"),
+    "probe": ("partner.evaluation.probe", "EPITOME empathy classifier"),
+    "rewrites": ("partner.evaluation.rewrites", "partner-rewrite, partner-eval and the baselines"),
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="partner-eval", description=__doc__)
+    p = argparse.ArgumentParser(prog="partner-eval", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="what", required=True)
     c = sub.add_parser("classifier", help="accuracy, macro-F1, MCC and rationale F1 on the test split, "
                                           "with baselines")
@@ -30,9 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(args: argparse.Namespace) -> int:
-    if args.what in ("classifier", "probe"):
-        return not_implemented(f"partner-eval {args.what}", "EPITOME empathy classifier")
-    return not_implemented("partner-eval rewrites", "partner-rewrite, partner-eval and the baselines")
+    module, issue = COMMANDS[args.what]
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name not in (module, module.rsplit(".", 1)[0]):
+            raise
+        return not_implemented(f"partner-eval {args.what}", issue)
+    return int(mod.main(args) or 0)
 
 
 def main(argv=None) -> int:
