@@ -338,7 +338,7 @@ def plot(rows: list[dict], questions: list[str], path: Path, unit: str) -> None:
         h = np.array([100 * sel[p]["preference"] if sel[p]["wins"] + sel[p]["losses"] else np.nan for p in pairs])
         lo = np.array([100 * sel[p]["preference_ci"][0] for p in pairs])
         hi = np.array([100 * sel[p]["preference_ci"][1] for p in pairs])
-        err = np.nan_to_num(np.vstack([h - lo, hi - h]))
+        err = np.clip(np.nan_to_num(np.vstack([h - lo, hi - h])), 0, None)
         ax.bar(x + (j - (len(questions) - 1) / 2) * width, np.nan_to_num(h), width * 0.92, yerr=err, capsize=2.5,
                color=colours[j % len(colours)], label=labels.get(q, q), error_kw={"lw": 0.8})
     ax.axhline(50, color="#555", lw=0.8, ls="--")
