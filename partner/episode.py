@@ -1,0 +1,120 @@
+"""The rewriting episode: how the policy walks over a response (the paper leaves this open, §1.1).
+
+For each response (batched over responses):
+
+1. Split it into sentences; the first window starts at j = 0. An empty response has one empty
+   window, where only "insert into slot 0" and stop are valid.
+2. At every step the policy acts once on the window R[j : j+k]: it picks a position class
+   (insert / replace / stop) and writes a sentence, and the edit is applied to the response.
+3. The next window starts right after the current window's content, as edited: j += len(window)
+   + 1 after a non-empty insertion, - 1 after a deletion (replacement by the empty sentence), + 0
+   otherwise. So every original sentence is seen in exactly one window, an inserted sentence is
+   never edited again in the same episode, and the last window's last insert slot covers "append
+   at the end".
+4. STOP means "nothing to do in this window" and moves on to the next one. The episode ends when
+   the windows run out or after ``cfg.max_edits`` non-stop edits, whichever comes first.
+
+So a response of n sentences takes at most ceil(n / k) (+ deletions) steps, and at most
+``max_edits`` edits. Every step, stop steps included, is an action with log-probabilities, kept
+in ``Episode.steps`` for the policy gradient; the reward is meant to be computed once on the final
+text (a terminal reward, so the discount does not matter).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from . import edits as E
+
+
+@dataclass
+class Step:
+    index: int                 # response index in the batch
+    seeker: str
+    window: list[str]          # the window before the edit (the state)
+    window_start: int
+    position: int              # position class
+    sentence_ids: torch.Tensor
+    sentence: str              # the decoded candidate (raw)
+    logp_position: float
+    logp_sentence: float
+    edit: E.Edit
+
+    def edit_info(self):
+        """This step as a ``rewards.edit.EditInfo``."""
+        return E.to_edit_info(self.window, self.edit)
+
+
+@dataclass
+class Episode:
+    seeker: str
+    original: str
+    sentences: list[str]
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return E.join(self.sentences)
+
+    @property
+    def edits(self) -> list[E.Edit]:
+        """The edits that changed something (stop steps left out)."""
+        return [s.edit for s in self.steps if s.edit.action != E.STOP]
+
+    def edit_infos(self) -> list:
+        return [s.edit_info() for s in self.steps if s.edit.action != E.STOP]
+
+
+def run_episodes(policy, seekers: list[str], responses: list[str], cfg=None, sample: bool = True,
+                 generator: torch.Generator | None = None, sample_sentence: bool | None = None,
+                 top_p: float | None = None, temperature: float | None = None) -> list[Episode]:
+    """Run the episode above for every (seeker, response), acting on all live responses at once."""
+    from classifiers.text import split_sentences
+
+    if len(seekers) != len(responses):
+        raise ValueError("seekers and responses must have the same length")
+    cfg = cfg or policy.cfg
+    k = policy.k
+    max_edits = int(cfg.max_edits)
+    episodes = [Episode(s, r, split_sentences(r)) for s, r in zip(seekers, responses)]
+    starts = [0] * len(episodes)
+    n_edits = [0] * len(episodes)
+    live = [True] * len(episodes)
+    max_steps = [len(E.window_starts(len(ep.sentences), k)) + max_edits for ep in episodes]
+    while True:
+        idx = [i for i, ep in enumerate(episodes) if live[i]]
+        if not idx:
+            break
+        windows = [E.window_of(episodes[i].sentences, starts[i], k) for i in idx]
+        acts = policy.act([episodes[i].seeker for i in idx], windows, sample=sample, generator=generator,
+                          sample_sentence=sample_sentence, top_p=top_p, temperature=temperature)
+        for b, i in enumerate(idx):
+            ep, window = episodes[i], windows[b]
+            pos = int(acts.positions[b])
+            ep.sentences, edit = E.apply_edit(ep.sentences, starts[i], k, pos, acts.sentences[b])
+            ep.steps.append(Step(i, ep.seeker, window, starts[i], pos, acts.sentence_ids[b], acts.sentences[b],
+                                 float(acts.logp_position[b]), float(acts.logp_sentence[b]), edit))
+            shift = len(window)
+            if edit.action != E.STOP:
+                n_edits[i] += 1
+                if edit.action == E.INSERT and edit.sentence:
+                    shift += 1
+                elif edit.action == E.REPLACE and not edit.sentence:
+                    shift -= 1
+            starts[i] += shift
+            if (n_edits[i] >= max_edits or starts[i] >= len(ep.sentences)
+                    or len(ep.steps) >= max_steps[i]):
+                live[i] = False
+    return episodes
+
+
+def rewrite_one_batch(policy, seekers: list[str], responses: list[str], cfg=None, sample: bool = False,
+                      generator: torch.Generator | None = None,
+                      sample_sentence: bool | None = None) -> list[tuple[str, list[E.Edit]]]:
+    """(rewritten text, edits) per response. ``sample=False``: most likely position, greedy
+    sentence (set ``sample_sentence=True`` to sample the sentence at the most likely position)."""
+    eps = run_episodes(policy, seekers, responses, cfg, sample=sample, generator=generator,
+                       sample_sentence=sample_sentence)
+    return [(ep.text, ep.edits) for ep in eps]

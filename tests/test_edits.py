@@ -1,0 +1,83 @@
+import pytest
+
+from partner import edits as E
+
+
+def test_position_classes_layout():
+    assert E.position_classes(2) == [("insert", 0), ("insert", 1), ("insert", 2), ("replace", 0),
+                                     ("replace", 1), ("stop", None)]
+    assert E.num_classes(3) == 8 and E.stop_class(3) == 7
+    assert E.replace_class(1, 2) == 4 and E.insert_class(2, 2) == 2
+    with pytest.raises(ValueError):
+        E.replace_class(2, 2)
+
+
+def test_valid_classes_for_short_and_empty_windows():
+    assert E.valid_classes(2, 2) == [True] * 6
+    assert E.valid_classes(1, 2) == [True, True, False, True, False, True]
+    assert E.valid_classes(0, 2) == [True, False, False, False, False, True]
+
+
+def test_window_starts():
+    assert E.window_starts(0, 2) == [0]
+    assert E.window_starts(5, 2) == [0, 2, 4]
+
+
+SENTS = ["Hi", "That sounds hard.", "Have you talked to someone?"]
+
+
+def test_insert_closes_previous_sentence_and_cleans_candidate():
+    out, edit = E.apply_edit(SENTS, 0, 2, E.insert_class(1, 2), "  i'm so sorry you're going through this  ")
+    assert out == ["Hi.", "i'm so sorry you're going through this.", "That sounds hard.",
+                   "Have you talked to someone?"]
+    assert E.join(out) == "Hi. i'm so sorry you're going through this. That sounds hard. Have you talked to someone?"
+    assert edit == E.Edit("insert", 1, "i'm so sorry you're going through this.", 1, 0)
+    assert SENTS[0] == "Hi"  # input untouched
+
+
+def test_insert_in_second_window_maps_to_full_response_index():
+    out, edit = E.apply_edit(SENTS, 2, 2, E.insert_class(1, 2), "You are not alone!")
+    assert out[-1] == "You are not alone!" and edit.position == 3
+
+
+def test_no_doubled_punctuation():
+    assert E.clean_sentence("I'm sorry..") == "I'm sorry."
+    assert E.clean_sentence("Really?.") == "Really?"
+    assert E.clean_sentence("That hurts ,.") == "That hurts."
+    assert E.clean_sentence("Wait... what?") == "Wait... what?"
+    assert E.clean_sentence('He said "hang in there."') == 'He said "hang in there."'
+    assert E.clean_sentence(". . .") == ""
+    assert E.clean_sentence("Hugs :)") == "Hugs :)"
+    out, _ = E.apply_edit(["Ugh.", "Sorry."], 0, 2, E.insert_class(1, 2), ". That must hurt..")
+    assert E.join(out) == "Ugh. That must hurt. Sorry."
+
+
+def test_replace_and_delete():
+    out, edit = E.apply_edit(SENTS, 0, 2, E.replace_class(1, 2), "That sounds really painful")
+    assert out == ["Hi.", "That sounds really painful.", "Have you talked to someone?"]
+    assert edit.action == "replace" and edit.replaced == "That sounds hard." and edit.position == 1
+    out, edit = E.apply_edit(SENTS, 0, 2, E.replace_class(0, 2), "   ")
+    assert out == SENTS[1:] and edit.sentence == "" and edit.replaced == "Hi"
+
+
+def test_stop_and_empty_response():
+    out, edit = E.apply_edit(SENTS, 0, 2, E.stop_class(2), "ignored")
+    assert out == SENTS and edit.action == "stop" and edit.sentence == ""
+    out, edit = E.apply_edit([], 0, 2, E.insert_class(0, 2), "I hear you")
+    assert out == ["I hear you."]
+    with pytest.raises(ValueError):
+        E.apply_edit([], 0, 2, E.insert_class(1, 2), "x")
+    with pytest.raises(ValueError):
+        E.apply_edit(["One."], 0, 2, E.replace_class(1, 2), "x")
+
+
+def test_edit_info_conversion():
+    edit_mod = pytest.importorskip("rewards.edit")
+    window = SENTS[:2]
+    _, edit = E.apply_edit(SENTS, 0, 2, E.replace_class(1, 2), "So hard.")
+    info = E.to_edit_info(window, edit)
+    assert isinstance(info, edit_mod.EditInfo)
+    assert (info.candidate, info.window, info.replaced, info.action) == ("So hard.", window, 1, "replace")
+    _, edit = E.apply_edit(SENTS, 2, 2, E.insert_class(0, 2), "Hugs.")
+    info = E.to_edit_info(SENTS[2:], edit)
+    assert (info.replaced, info.action) == (None, "insert")
