@@ -107,6 +107,10 @@ def test_export_is_blinded_and_complete(tmp_path):
         text = f.read_text().lower()
         for leak in ("partner", "bart", "original", ".jsonl", "key.json", "fixtures"):
             assert leak not in text, f"{leak!r} leaks into {f.name}"
+    page = (pkg / "rating.html").read_text()
+    for external in ("http://", "https://", "src=", "@import", "fetch("):  # one file, works offline
+        assert external not in page
+    assert oct((tmp_path / "study" / "key.json").stat().st_mode & 0o777) == "0o600"
     rows = list(csv.DictReader(open(pkg / "items.csv")))
     manifest = json.loads((pkg / "manifest.json").read_text())
     # 3 systems -> 3 pairs x 6 inputs + 2 attention checks

@@ -102,6 +102,8 @@ def scramble(text: str, rng: np.random.Generator) -> str:
 
 def build(systems: Systems, cfg: ExportConfig) -> tuple[list[dict], dict[str, Any], dict[str, Any]]:
     """Return (items in presentation order, key, manifest) without writing anything."""
+    if cfg.per_pair is not None and cfg.per_pair < 1:
+        raise DataError("--per-pair", None, None, "must be at least 1")
     rng = np.random.default_rng(cfg.seed)
     pairs = system_pairs(systems.names, cfg.reference)
     pairs_inputs = []
@@ -239,6 +241,8 @@ def export(files: list[str], out: str | Path, cfg: ExportConfig, names: list[str
     atomic_write_text(pkg / "rating.html", rating_page(items, manifest))
     manifest["files_sha256"] = {n: file_sha256(pkg / n) for n in ("items.csv", "rating.html")}
     atomic_write_json(pkg / "manifest.json", manifest)
+    for name in ("items.csv", "rating.html", "manifest.json"):
+        (pkg / name).chmod(0o644)  # meant to be shared; the key keeps the private mode of atomic writes
     atomic_write_json(key_path, key)
     n_checks = key["attention_checks"]
     log.info("package %s: %d items (%d comparisons over %d inputs, %d system pairs, %d attention checks) -> %s",
