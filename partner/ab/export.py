@@ -214,7 +214,11 @@ def items_csv(items: list[dict], package_id: str) -> str:
 
 
 def rating_page(items: list[dict], manifest: dict[str, Any]) -> str:
-    template = (Path(__file__).with_name("page.html")).read_text(encoding="utf-8")
+    path = Path(__file__).with_name("page.html")
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing from this installation: install the package with its data "
+                                "files (pyproject [tool.setuptools.package-data] must list partner/ab/page.html)")
+    template = path.read_text(encoding="utf-8")
     data = {"package_id": manifest["package_id"], "questions": manifest["questions"], "items": items}
     blob = json.dumps(data, ensure_ascii=False)
     # inside <script>: keep "</script>" and the JS-hostile line separators out of the literal
