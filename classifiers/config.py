@@ -16,15 +16,34 @@ def _h(text: str, default=None, factory=None):
 class EpitomeConfig:
     backbone: str = _h("encoder name or path: minilm (offline default), mpnet, roberta-base (paper)", "minilm")
     max_len: int = _h("tokens kept of seeker post and of response, each (paper: 64)", 64)
+    mechanisms: list[str] = _h("mechanisms with a head in this model (EPITOME: one model per mechanism)",
+                               factory=lambda: ["ER", "IP", "EX"])
+    context: str = _h("attention: response-to-seeker attention (EPITOME) | none: response only (ablation)",
+                      "attention")
     shared_encoder: bool = _h("one encoder for seeker and response instead of two", False)
+    freeze_seeker: bool = _h("keep the seeker encoder frozen, as the released code does (ignored with "
+                             "shared_encoder); in training its outputs are computed once and cached", True)
+    train_layers: int = _h("top layers of the response encoder that are trained (LoRA or full); the ones "
+                           "below stay frozen and are computed once and cached in training; 0 = all", 2)
     finetune: str = _h("lora | full: how the backbone is trained", "lora")
     lora_r: int = _h("LoRA rank when finetune=lora", 16)
+    lora_alpha: int = _h("LoRA alpha", 32)
+    pooling: str = _h("cls (paper) | cls_mean: [CLS] and the masked mean of the context-aware response", "cls_mean")
+    class_weights: str = _h("none | sqrt: level cross-entropy weighted by 1/sqrt(class frequency)", "sqrt")
     batch_size: int = _h("training batch size", 32)
-    lr: float = _h("learning rate", 2e-4)
-    epochs: int = _h("maximum epochs", 12)
-    patience: int = _h("early stopping: epochs without dev macro-F1 gain", 3)
+    eval_batch_size: int = _h("batch size for dev/test scoring", 64)
+    lr: float = _h("learning rate of the backbone (LoRA or full)", 3e-4)
+    head_lr: float = _h("learning rate of the attention and heads", 1e-3)
+    warmup: float = _h("share of steps with linear warm-up", 0.06)
+    epochs: int = _h("maximum epochs", 6)
+    patience: int = _h("early stopping: epochs without dev macro-F1 gain", 2)
     lambda_ei: float = _h("weight of the level (empathy identification) loss", 1.0)
     lambda_re: float = _h("weight of the rationale extraction loss", 0.5)
+    negatives: float = _h("context negatives: weight of the loss on mismatched (response, other seeker) pairs "
+                          "(0 = off)", 0.0)
+    negative_mechanisms: list[str] = _h("mechanisms supervised toward level 0 on mismatched pairs",
+                                        factory=lambda: ["ER", "IP"])
+    lambda_match: float = _h("weight of the auxiliary matched-vs-mismatched loss (0 = off)", 0.0)
     dropout: float = _h("dropout in the heads", 0.1)
     seed: int = _h("training seed", 42)
     split_seed: int = _h("seed of the grouped train/dev/test split", 13)
@@ -33,23 +52,28 @@ class EpitomeConfig:
 @dataclass
 class CoherenceConfig:
     backbone: str = _h("encoder name or path for the sentence-pair classifier", "minilm")
-    max_len: int = _h("tokens per sentence pair", 96)
+    max_len: int = _h("tokens per sentence pair (two sentences; 64 covers ~95% of pairs)", 64)
     finetune: str = _h("lora | full", "lora")
     lora_r: int = _h("LoRA rank", 8)
-    batch_size: int = _h("training batch size", 32)
-    lr: float = _h("learning rate", 3e-4)
-    epochs: int = _h("training epochs", 2)
-    max_pairs: int = _h("cap on training pairs (positives + negatives)", 40000)
+    batch_size: int = _h("training batch size", 16)
+    lr: float = _h("learning rate", 5e-4)
+    epochs: int = _h("training epochs", 1)
+    max_pairs: int = _h("cap on training pairs (half positives, half negatives; 0 = all ~20k); "
+                        "the default fits ~10 CPU minutes", 2400)
+    per_doc: int = _h("cap on positive pairs drawn from one response", 4)
+    max_heldout: int = _h("cap on held-out evaluation pairs", 1000)
     seed: int = _h("seed", 42)
 
 
 @dataclass
 class ReverseConfig:
-    backbone: str = _h("causal LM to adapt for response -> seeker (defaults to the policy's)", "")
-    lora_r: int = _h("LoRA rank", 8)
-    max_len: int = _h("tokens per (response, seeker) example", 192)
+    backbone: str = _h("causal LM to adapt for response -> seeker (empty = the policy's backbone)", "")
+    lora_r: int = _h("LoRA rank (q/k/v/o projections)", 8)
+    max_context: int = _h("tokens kept of the response (the reverse model's context)", 96)
+    max_target: int = _h("tokens kept of the seeker post (the scored target)", 64)
     batch_size: int = _h("training batch size", 8)
-    lr: float = _h("learning rate", 3e-4)
+    lr: float = _h("learning rate", 5e-4)
     epochs: int = _h("training epochs", 1)
-    max_examples: int = _h("cap on training examples", 4000)
+    max_examples: int = _h("cap on training examples (0 = all ~4.9k); the default fits ~12 CPU minutes", 800)
+    max_heldout: int = _h("cap on held-out examples for the perplexity report", 150)
     seed: int = _h("seed", 42)

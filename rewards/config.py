@@ -19,3 +19,13 @@ class RewardConfig:
     empathy_mode: str = _h("argmax (paper) | expected: levels behind r_e", "argmax")
     reference_lm: str = _h("frozen LM for fluency (paper: GPT-2); empty = the policy backbone", "")
     batch_size: int = _h("batch size inside each scorer", 16)
+    empathy_model: str = _h("EPITOME classifier folder; empty = run_dir/classifier if complete, else the shipped "
+                            "models/epitome", "")
+    coherence_model: str = _h("coherence classifier folder; empty = run_dir/coherence if complete, else the shipped "
+                              "models/coherence", "")
+    reverse_model: str = _h("reverse-model folder (reverse.json + adapter/); empty = run_dir/reverse if complete, "
+                            "else the shipped models/reverse", "")
+    coherence_empty: float = _h("r_c when there is nothing to judge (stop, deletion, no other window sentence); "
+                                "1.0 as the paper scores single-sentence outputs", 1.0)
+    max_seeker_tokens: int = _h("tokens kept of the seeker post in r_m (paper truncates posts to 64)", 64)
+    max_response_tokens: int = _h("tokens kept of the rewritten response in r_f and r_m", 128)
