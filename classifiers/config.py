@@ -52,7 +52,7 @@ class EpitomeConfig:
 @dataclass
 class CoherenceConfig:
     backbone: str = _h("encoder name or path for the sentence-pair classifier", "minilm")
-    max_len: int = _h("tokens per sentence pair (two sentences; 64 covers ~95% of pairs)", 64)
+    max_len: int = _h("tokens kept of each sentence", 64)
     finetune: str = _h("lora | full", "lora")
     lora_r: int = _h("LoRA rank", 8)
     batch_size: int = _h("training batch size", 16)

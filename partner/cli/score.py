@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_common, not_implemented, run
+from .common import add_common, run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +24,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(args: argparse.Namespace) -> int:
-    return not_implemented("partner-score", "EPITOME empathy classifier")
+    import logging
+    from pathlib import Path
+
+    from classifiers.jsonio import process_jsonl
+    from classifiers.scorer import EmpathyScorer
+
+    src = Path(args.input)
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: no such file")
+    out = Path(args.output) if args.output else src.with_name(src.stem + ".scored.jsonl")
+    if out.resolve() == src.resolve():
+        raise FileNotFoundError(f"{out}: the output must differ from the input")
+    scorer = EmpathyScorer.load(args.model, device=args.device)
+
+    def score(rows: list[dict]) -> list[dict]:
+        results = scorer.score([r["seeker_post"] for r in rows], [r["response_post"] for r in rows],
+                               batch_size=args.batch_size)
+        return [{**r, "empathy": res.to_json()} for r, res in zip(rows, results)]
+
+    stats = process_jsonl(src, out, score, batch_size=args.batch_size, overwrite=args.overwrite, desc="scoring")
+    logging.getLogger("partner.score").info("%d lines (%d resumed, %d errors) -> %s", stats.total, stats.skipped,
+                                            stats.errors, out)
+    return 0
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,1 @@
+"""Evaluation commands of partner-eval: one module per subcommand."""

@@ -1,0 +1,151 @@
+"""partner-eval probe: does an empathy classifier use the seeker post? (seed 001 §4.5, §6)
+
+(a) Context swap: every test response is scored under its own seeker post and under an
+    unrelated one (another test pair's post, a fixed derangement). Reported: the share of pairs
+    whose total (0-6) drops / stays / rises, the mean drop of the total and of the expected total,
+    and the mean drop per mechanism.
+(b) Generic phrases: seed 001's stock phrases ("I'm so sorry to hear that.", "What happened?",
+    "I feel the same way.") appended to level-0 test responses (gold ER = IP = EX = 0), scored
+    under their own seeker post and under a hand-written non-distress post ("I got promoted
+    today!"). Reported: the rate at which the phrase's mechanism is called empathetic (level > 0)
+    and the mean total, under each context.
+
+A classifier that ignores context shows no difference at all in either part. The same command
+measures every classifier folder, so future models are compared on equal terms.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+PHRASES = {"ER": "I'm so sorry to hear that.", "EX": "What happened?", "IP": "I feel the same way."}
+# Non-distress posts in the spirit of seed 001's PersonaChat/Ubuntu contexts; never used in training.
+NEUTRAL_POSTS = [
+    "I got promoted today! Finally all the hard work paid off.",
+    "Just finished my first marathon this morning, legs are dead but I'm so happy.",
+    "Does anyone know how to set up a static IP address on Ubuntu 22.04?",
+    "We adopted a puppy last weekend and she already knows how to sit.",
+    "What's a good recipe for banana bread that doesn't need eggs?",
+    "My sister is getting married next month and I'm going to be the maid of honor!",
+    "Anyone else watching the football tonight? Great game so far.",
+    "I repainted my living room blue and it looks amazing.",
+    "Looking for book recommendations, I loved The Martian.",
+    "Passed my driving test on the first try today!",
+]
+
+
+def derangement(pairs) -> list[int]:
+    """For each pair, the index of another pair with a different seeker post (deterministic)."""
+    n = len(pairs)
+    out = []
+    for i in range(n):
+        j = (i + n // 2) % n
+        k = 0
+        while pairs[j].sp_id == pairs[i].sp_id and k < n:
+            j, k = (j + 1) % n, k + 1
+        out.append(j)
+    return out
+
+
+def _mean(xs) -> float:
+    xs = list(xs)
+    return sum(xs) / len(xs) if xs else 0.0
+
+
+def context_swap(scorer, pairs, batch_size: int = 32) -> dict:
+    other = derangement(pairs)
+    responses = [p.response_post for p in pairs]
+    own = scorer.score([p.seeker_post for p in pairs], responses, batch_size, rationales=False, progress=True)
+    swap = scorer.score([pairs[j].seeker_post for j in other], responses, batch_size, rationales=False,
+                        progress=True)
+    drops = [a.total - b.total for a, b in zip(own, swap)]
+    n = len(drops)
+    return {
+        "pairs": n,
+        "share_drop": sum(d > 0 for d in drops) / n,
+        "share_same": sum(d == 0 for d in drops) / n,
+        "share_rise": sum(d < 0 for d in drops) / n,
+        "mean_drop_total": _mean(drops),
+        "mean_drop_expected_total": _mean(a.expected_total - b.expected_total for a, b in zip(own, swap)),
+        "mean_total_own": _mean(a.total for a in own),
+        "mean_total_swapped": _mean(b.total for b in swap),
+        "mean_drop_level": {m: _mean(a.levels[m] - b.levels[m] for a, b in zip(own, swap)) for m in PHRASES},
+        "share_level_changed": {m: _mean(a.levels[m] != b.levels[m] for a, b in zip(own, swap)) for m in PHRASES},
+    }
+
+
+def generic_phrases(scorer, pairs, batch_size: int = 32) -> dict:
+    base = [p for p in pairs if p.total == 0]
+    neutral = [NEUTRAL_POSTS[i % len(NEUTRAL_POSTS)] for i in range(len(base))]
+    out = {"responses": len(base), "phrases": {}}
+    for mech, phrase in [(None, "")] + list(PHRASES.items()):
+        texts = [f"{p.response_post.rstrip()} {phrase}".strip() for p in base]
+        own = scorer.score([p.seeker_post for p in base], texts, batch_size, rationales=False)
+        neu = scorer.score(neutral, texts, batch_size, rationales=False)
+        row = {"phrase": phrase or "(none)", "mechanism": mech,
+               "mean_total_own": _mean(r.total for r in own), "mean_total_neutral": _mean(r.total for r in neu),
+               "mean_expected_total_own": _mean(r.expected_total for r in own),
+               "mean_expected_total_neutral": _mean(r.expected_total for r in neu)}
+        for m in PHRASES:
+            row[f"yes_rate_{m}_own"] = _mean(r.levels[m] > 0 for r in own)
+            row[f"yes_rate_{m}_neutral"] = _mean(r.levels[m] > 0 for r in neu)
+        out["phrases"][mech or "none"] = row
+    return out
+
+
+def probe(scorer, pairs, batch_size: int = 32) -> dict:
+    return {"context_swap": context_swap(scorer, pairs, batch_size),
+            "generic_phrases": generic_phrases(scorer, pairs, batch_size)}
+
+
+def markdown(results: dict[str, dict], meta: dict) -> str:
+    pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
+    lines = [f"# Context probe ({meta['test_pairs']} grouped test pairs, split seed {meta['split_seed']}, "
+             f"commit {meta['commit']})", "",
+             "## (a) Each response under its own vs an unrelated seeker post", "",
+             "| model | drops % | same % | rises % | mean drop of total | mean drop of E[total] | "
+             "mean total own → swapped | ER / IP / EX level changed % |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        a = r["context_swap"]
+        ch = " / ".join(pct(a["share_level_changed"][m]) for m in ("ER", "IP", "EX"))
+        lines.append(f"| {name} | {pct(a['share_drop'])} | {pct(a['share_same'])} | {pct(a['share_rise'])} | "
+                     f"{a['mean_drop_total']:.3f} | {a['mean_drop_expected_total']:.3f} | "
+                     f"{a['mean_total_own']:.2f} → {a['mean_total_swapped']:.2f} | {ch} |")
+    lines += ["", "## (b) Generic phrase added to level-0 responses: own post vs a non-distress post", "",
+              "'yes' = the phrase's mechanism predicted at level > 0 (seed 001 Table 3 counts).", "",
+              "| model | phrase | yes % own | yes % non-distress | mean total own | mean total non-distress |",
+              "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        b = r["generic_phrases"]
+        for key, row in b["phrases"].items():
+            m = row["mechanism"]
+            yo = pct(row[f"yes_rate_{m}_own"]) if m else "-"
+            yn = pct(row[f"yes_rate_{m}_neutral"]) if m else "-"
+            lines.append(f"| {name} | {row['phrase']} | {yo} | {yn} | {row['mean_total_own']:.2f} | "
+                         f"{row['mean_total_neutral']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(args) -> int:
+    from classifiers.jsonio import atomic_write_json, atomic_write_text
+    from classifiers.scorer import EmpathyScorer
+
+    from .classifier import git_commit, load_config, model_dirs, test_split
+
+    cfg = load_config(args)
+    test = test_split(cfg)["test"]
+    results = {}
+    for d in model_dirs(args.model):
+        log.info("probing %s", d)
+        results[str(d)] = probe(EmpathyScorer.load(str(d)), test)
+    meta = {"commit": git_commit(), "split_seed": cfg.classifier.split_seed, "test_pairs": len(test)}
+    out = Path(args.out) if args.out else Path(cfg.run_dir) / "eval"
+    atomic_write_json(out / "probe.json", {**meta, "models": results})
+    md = markdown(results, meta)
+    atomic_write_text(out / "probe.md", md)
+    print(md)
+    return 0
