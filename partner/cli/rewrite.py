@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import random
+import sys
+from pathlib import Path
 
-from .common import add_common, add_config, not_implemented, run
+from .common import add_common, add_config, run
+
+log = logging.getLogger("partner.rewrite")
 
 METHODS = ("partner", "warmstart", "identity", "template", "retrieval", "zeroshot")
 
@@ -17,17 +23,62 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("input", help="JSONL file")
     p.add_argument("-o", "--output", help="output JSONL (default: INPUT.rewritten.jsonl)")
-    p.add_argument("--model", default=None, help="policy folder (default: the shipped agent)")
-    p.add_argument("--method", choices=METHODS, default=None, help="rewriter or baseline (default: partner)")
-    p.add_argument("--seed", type=int, default=None, help="makes sampling deterministic")
+    p.add_argument("--model", default=None,
+                   help="policy folder for partner/warmstart, LM for zeroshot (default: the shipped agent: "
+                        "models/policy_rl if present, else models/policy)")
+    p.add_argument("--method", choices=METHODS, default=None,
+                   help="rewriter or baseline (default: rewrite.method, i.e. partner)")
+    p.add_argument("--scorer", default=None,
+                   help="empathy classifier folder for the before/after scores (default: the shipped "
+                        "models/epitome); 'none' skips scoring and writes \"empathy\": null")
+    p.add_argument("--batch-size", type=int, default=None, help="examples per batch (default: rewrite.batch_size)")
+    p.add_argument("--decoding", choices=("greedy", "sample"), default=None,
+                   help="how sentences are decoded (default: rewrite.decoding)")
+    p.add_argument("--seed", type=int, default=None, help="makes sampling deterministic (default: rewrite.seed)")
     p.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
     add_config(p)
     add_common(p)
     return p
 
 
+def default_output(path: str) -> Path:
+    p = Path(path)
+    return p.with_name(p.name[:-len(".jsonl")] + ".rewritten.jsonl" if p.name.endswith(".jsonl")
+                       else p.name + ".rewritten.jsonl")
+
+
 def _main(args: argparse.Namespace) -> int:
-    return not_implemented("partner-rewrite", "partner-rewrite, partner-eval and the baselines")
+    import torch
+
+    from partner.config import DEFAULT_CONFIG, load_config
+    from partner.rewrite import ScorerUnavailable, load_scorer, rewrite_file
+    from partner.rewriters import MethodUnavailable, build_rewriter
+
+    if not Path(args.input).is_file():
+        raise FileNotFoundError(f"no input file at {args.input}")
+    cfg = load_config(args.config or DEFAULT_CONFIG, args.overrides)
+    rc = cfg.rewrite
+    method = args.method or rc.method
+    if args.decoding:
+        rc.decoding = args.decoding
+    seed = rc.seed if args.seed is None else args.seed
+    random.seed(seed)
+    torch.manual_seed(seed)
+    out = Path(args.output) if args.output else default_output(args.input)
+    try:
+        rewriter = build_rewriter(method, cfg, model=args.model)
+        scorer = load_scorer(rc.scorer if args.scorer is None else args.scorer)
+    except (MethodUnavailable, ScorerUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    log.info("method %s", rewriter.describe())
+    log.info("empathy before/after: %s", "off (--scorer none)" if scorer is None else
+             getattr(scorer, "path", None) or "the shipped classifier")
+    stats = rewrite_file(args.input, out, rewriter, scorer, batch_size=args.batch_size or rc.batch_size,
+                         seed=seed, overwrite=args.overwrite)
+    log.info("%s: %d lines (%d already there, %d written, %d errors)", out, stats.total, stats.skipped,
+             stats.written, stats.errors)
+    return 0
 
 
 def main(argv=None) -> int:

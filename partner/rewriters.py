@@ -1,0 +1,260 @@
+"""Rewriters: PARTNER, its warm start, and the baselines, behind one interface.
+
+``rewriter.rewrite(seekers, responses, seed=None) -> [(rewritten_text, edits)]`` where ``edits`` is
+``[{"action": "insert" | "replace", "position": i, "sentence": "..."}]``: ``position`` is the index
+of the sentence (``classifiers.text.split_sentences``) in the response as it stood before that
+edit, where the sentence is inserted or which sentence is replaced. A deletion is a replacement by
+"" (paper §5.3). Edits are listed in the order they were applied.
+
+Methods (``build_rewriter``):
+
+- ``identity``: returns the response unchanged (no edits).
+- ``template``: inserts one fixed empathic sentence (``rewrite.template``).
+- ``retrieval``: inserts the high-empathy EPITOME-train sentence most similar to the seeker post
+  (``partner.retrieval``).
+- ``zeroshot``: asks the instruction-tuned backbone (SmolLM2-Instruct chat template) for one
+  empathic sentence to add, and inserts it; the output is parsed into an insertion so the edits are
+  exactly what changed.
+- ``warmstart`` / ``partner``: the trained policy (``partner.policy.PartnerPolicy`` +
+  ``partner.episode.rewrite_one_batch``); ``partner`` is ``models/policy_rl`` if present, else
+  ``models/policy``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from classifiers.text import join_sentences, split_sentences
+
+log = logging.getLogger(__name__)
+
+METHODS = ("partner", "warmstart", "identity", "template", "retrieval", "zeroshot")
+
+
+class MethodUnavailable(RuntimeError):
+    """A method whose code or trained weights do not exist yet."""
+
+
+def insert_sentence(response: str, sentence: str, at: str = "start") -> tuple[str, list[dict]]:
+    """Insert ``sentence`` at the start or end of ``response``, keeping the original text as it is."""
+    sentence = " ".join(sentence.split())
+    if not sentence:
+        return response, []
+    body = response.strip()
+    if at == "start":
+        text, pos = (f"{sentence} {body}" if body else sentence), 0
+    elif at == "end":
+        text, pos = (f"{body} {sentence}" if body else sentence), len(split_sentences(response))
+    else:
+        raise ValueError(f"insert_at must be 'start' or 'end', got {at!r}")
+    return text, [{"action": "insert", "position": pos, "sentence": sentence}]
+
+
+def apply_edits(response: str, edits: list[dict]) -> str:
+    """The response after ``edits`` (positions as documented above); sentences joined by spaces."""
+    sents = split_sentences(response)
+    for e in edits:
+        pos = int(e["position"])
+        if e["action"] == "insert":
+            sents.insert(max(0, min(pos, len(sents))), e["sentence"])
+        elif e["action"] == "replace" and 0 <= pos < len(sents):
+            sents[pos] = e["sentence"]
+    return join_sentences(sents)
+
+
+class Rewriter:
+    name = "rewriter"
+
+    def describe(self) -> str:
+        return self.name
+
+    def rewrite(self, seekers: list[str], responses: list[str], seed: int | None = None) -> list[tuple[str, list[dict]]]:
+        raise NotImplementedError
+
+
+class IdentityRewriter(Rewriter):
+    name = "identity"
+
+    def rewrite(self, seekers, responses, seed=None):
+        return [(r, []) for r in responses]
+
+
+class TemplateRewriter(Rewriter):
+    name = "template"
+
+    def __init__(self, sentence: str = "That must be really hard for you.", at: str = "start"):
+        self.sentence, self.at = sentence, at
+
+    def describe(self) -> str:
+        return f"template: insert {self.sentence!r} at the {self.at}"
+
+    def rewrite(self, seekers, responses, seed=None):
+        return [insert_sentence(r, self.sentence, self.at) for r in responses]
+
+
+class RetrievalRewriter(Rewriter):
+    name = "retrieval"
+
+    def __init__(self, index, at: str = "start"):
+        self.index, self.at = index, at
+
+    def describe(self) -> str:
+        return f"retrieval: nearest of {len(self.index.sentences)} high-empathy EPITOME-train sentences ({self.index.path})"
+
+    def rewrite(self, seekers, responses, seed=None):
+        found = self.index.nearest(list(seekers), exclude=[split_sentences(r) for r in responses])
+        return [insert_sentence(r, s, self.at) for r, s in zip(responses, found)]
+
+
+ZEROSHOT_SYSTEM = "You are a kind, supportive member of an online mental-health peer-support forum."
+ZEROSHOT_INSTRUCTION = (
+    'A person posted:\n"{seeker}"\n\nSomeone replied:\n"{response}"\n\n'
+    "Write ONE short, warm sentence to add at the start of the reply that shows you understand how the "
+    "person feels. Keep the reply as it is. Write only the new sentence."
+)
+
+
+def parse_zeroshot(output: str, response: str) -> str:
+    """The first sentence of a model's answer, cleaned; "" if nothing usable (then no edit)."""
+    text = output.strip()
+    for _ in range(3):  # "Sure! Here is the new sentence: ..." -> "..."
+        text = re.sub(r"^(?:sure|okay|ok|here(?:'s| is)[^:\n]*|new sentence|sentence)\s*[:!.,-]\s*", "", text,
+                      flags=re.I)
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    line = line.strip(" \"'“”*")
+    sents = split_sentences(line)
+    first = sents[0].strip(" \"'“”*") if sents else ""
+    if not re.search(r"\w", first):
+        return ""
+    if " ".join(first.lower().split()) in {" ".join(s.lower().split()) for s in split_sentences(response)}:
+        return ""  # the model copied a sentence of the reply: nothing new to add
+    return first
+
+
+class ZeroShotRewriter(Rewriter):
+    name = "zeroshot"
+
+    def __init__(self, backbone: str, decoding: str = "greedy", top_p: float = 0.92, temperature: float = 1.0,
+                 max_new_tokens: int = 40, max_input_tokens: int = 192, at: str = "start", device=None):
+        import torch
+
+        from classifiers.registry import load_causal_lm
+
+        self.backbone, self.decoding, self.top_p, self.temperature = backbone, decoding, top_p, temperature
+        self.max_new_tokens, self.max_input_tokens, self.at = max_new_tokens, max_input_tokens, at
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model, self.tok = load_causal_lm(backbone, device=self.device)
+        self.model.eval()
+        self.tok.padding_side = "left"  # batched generation continues every prompt from its end
+        cfg = self.model.config
+        self.context = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None) or 2048
+
+    def describe(self) -> str:
+        return f"zeroshot: {self.backbone}, {self.decoding} decoding, one inserted sentence"
+
+    def _clip(self, text: str) -> str:
+        ids = self.tok(text, add_special_tokens=False)["input_ids"]
+        return text if len(ids) <= self.max_input_tokens else self.tok.decode(ids[:self.max_input_tokens]) + " ..."
+
+    def prompt(self, seeker: str, response: str) -> str:
+        user = ZEROSHOT_INSTRUCTION.format(seeker=self._clip(seeker), response=self._clip(response))
+        if self.tok.chat_template:
+            msgs = [{"role": "system", "content": ZEROSHOT_SYSTEM}, {"role": "user", "content": user}]
+            return self.tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+        return f"{ZEROSHOT_SYSTEM}\n\n{user}\n\nNew sentence:"
+
+    def generate(self, prompts: list[str], seed: int | None = None) -> list[str]:
+        import torch
+
+        limit = self.context - self.max_new_tokens
+        enc = self.tok(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
+        ids, mask = enc["input_ids"][:, -limit:], enc["attention_mask"][:, -limit:]  # left-padded: keep the end
+        kwargs = dict(max_new_tokens=self.max_new_tokens, pad_token_id=self.tok.pad_token_id, use_cache=True)
+        if self.decoding == "sample":
+            kwargs.update(do_sample=True, top_p=self.top_p, temperature=self.temperature, top_k=0)
+            if seed is not None:
+                torch.manual_seed(seed)
+        else:
+            kwargs.update(do_sample=False, top_p=None, top_k=None, temperature=None)
+        with torch.no_grad():
+            out = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **kwargs)
+        return self.tok.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)
+
+    def rewrite(self, seekers, responses, seed=None):
+        outputs = self.generate([self.prompt(s, r) for s, r in zip(seekers, responses)], seed=seed)
+        return [insert_sentence(r, parse_zeroshot(o, r), self.at) for o, r in zip(outputs, responses)]
+
+
+def policy_path(method: str, model: str | None = None) -> Path:
+    """The policy folder of ``warmstart`` / ``partner``: --model, else the shipped one."""
+    from partner.config import SHIPPED_MODELS
+
+    if model:
+        return Path(model)
+    if method == "partner" and (SHIPPED_MODELS / "policy_rl").exists():
+        return SHIPPED_MODELS / "policy_rl"
+    return SHIPPED_MODELS / "policy"
+
+
+class PolicyRewriter(Rewriter):
+    """The trained PARTNER policy: the documented multi-step episode of partner.episode."""
+
+    def __init__(self, method: str, path: Path, policy_cfg, decoding: str = "greedy", device=None):
+        try:
+            from partner.episode import rewrite_one_batch
+            from partner.policy import PartnerPolicy
+        except ImportError as exc:
+            raise MethodUnavailable(
+                f"--method {method} is not available yet: the policy code (partner/policy.py, partner/episode.py) "
+                f"is missing ({exc}). Use a baseline: --method identity|template|retrieval|zeroshot") from exc
+        if not path.exists():
+            raise MethodUnavailable(
+                f"--method {method} is not available yet: no trained policy at {path}. Train one "
+                f"(partner-train warmstart / rl) and pass --model, or use a baseline: "
+                f"--method identity|template|retrieval|zeroshot")
+        self.name, self.path, self.cfg, self.decoding = method, path, policy_cfg, decoding
+        self._episode = rewrite_one_batch
+        self.policy = PartnerPolicy.load(str(path), cfg=policy_cfg, device=device)
+
+    def describe(self) -> str:
+        return f"{self.name}: policy {self.path}, {self.decoding} decoding"
+
+    def rewrite(self, seekers, responses, seed=None):
+        import torch
+
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        results = self._episode(self.policy, list(seekers), list(responses), self.cfg,
+                                sample=self.decoding == "sample", generator=gen)
+        out = []
+        for text, edits in results:
+            out.append((text, [{"action": e.action, "position": int(e.position), "sentence": e.sentence}
+                               for e in edits if e.action in ("insert", "replace")]))
+        return out
+
+
+def build_rewriter(method: str, cfg, model: str | None = None, device=None) -> Rewriter:
+    """A rewriter for ``method`` from a PartnerConfig (``cfg.rewrite``, ``cfg.policy``)."""
+    rc = cfg.rewrite
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if model and method in ("identity", "template", "retrieval"):
+        log.warning("--model is ignored by --method %s", method)
+    if method == "identity":
+        return IdentityRewriter()
+    if method == "template":
+        return TemplateRewriter(rc.template, rc.insert_at)
+    if method == "retrieval":
+        from partner.retrieval import RetrievalIndex
+
+        index = RetrievalIndex.build_or_load(cfg.data_path(), embedder=rc.retrieval_embedder,
+                                             min_words=rc.retrieval_min_words, max_words=rc.retrieval_max_words,
+                                             device=device)
+        return RetrievalRewriter(index, rc.insert_at)
+    if method == "zeroshot":
+        return ZeroShotRewriter(model or rc.zeroshot_backbone or cfg.policy.backbone, decoding=rc.decoding,
+                                top_p=cfg.policy.top_p, temperature=cfg.policy.temperature,
+                                max_new_tokens=rc.zeroshot_max_new_tokens, max_input_tokens=rc.max_input_tokens,
+                                at=rc.insert_at, device=device)
+    return PolicyRewriter(method, policy_path(method, model), cfg.policy, decoding=rc.decoding, device=device)
