@@ -1,0 +1,299 @@
+"""partner-eval rewrites: automatic metrics of partner-rewrite outputs, several files side by side.
+
+For each output file (one row per file / method): change in empathy overall and by the original's
+total 0..6 (paper Fig. 4a), perplexity of the rewrites under a frozen reference LM
+(``rewards.reference_lm``, empty = ``policy.backbone``), specificity of the original and of the
+rewritten response, distinct-1/2, coherence of the edited sentences, word-level edit rate and
+BLEU against references where the input lines carry them (``"reference"`` or ``"references"``).
+The definitions are in ``partner/metrics.py``.
+
+Empathy comes from the files' own ``empathy`` before/after scores; files written with
+``--scorer none`` are scored here with the shipped classifier if it exists. Metrics whose model is
+missing (classifier, coherence model) are reported as n/a with the reason, never guessed.
+
+Writes ``rewrites.json``, ``rewrites.md``, ``empathy_by_level.png`` and ``edits_by_level.png`` into
+``--out`` (default: ``<first file's folder>/eval-rewrites``) and prints the markdown table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def read_rewrites(path: Path) -> tuple[list[dict], int]:
+    """(rewritten records, number of error records) of a partner-rewrite output."""
+    from classifiers.jsonio import DataError
+
+    records, errors = [], 0
+    with open(path, encoding="utf-8") as fh:
+        for n, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise DataError(path, n, None, f"not valid JSON ({exc.msg})") from None
+            if "rewritten_response" not in obj:
+                if "error" in obj:
+                    errors += 1
+                    continue
+                raise DataError(path, n, "rewritten_response", "is missing: not a partner-rewrite output")
+            for field in ("seeker_post", "response_post"):
+                if not isinstance(obj.get(field), str):
+                    raise DataError(path, n, field, "is missing or not a string")
+            records.append(obj)
+    return records, errors
+
+
+def references_of(rec: dict) -> list[str] | None:
+    refs = rec.get("references", rec.get("reference"))
+    if refs is None:
+        return None
+    refs = [refs] if isinstance(refs, str) else [r for r in refs if isinstance(r, str)]
+    return refs or None
+
+
+class Models:
+    """The evaluation models, loaded once on first use and shared by every file."""
+
+    def __init__(self, cfg, device: str | None = None):
+        self.cfg, self.device = cfg, device
+        self._cache: dict = {}
+        self.notes: dict[str, str] = {}
+
+    def _get(self, key, load):
+        if key not in self._cache:
+            try:
+                self._cache[key] = load()
+            except (ImportError, FileNotFoundError, OSError) as exc:
+                log.warning("%s unavailable: %s", key, exc)
+                self.notes[key] = f"n/a: {exc}"
+                self._cache[key] = None
+        return self._cache[key]
+
+    def embedder(self):
+        from classifiers.registry import load_sentence_embedder
+
+        return self._get("specificity embedder", lambda: load_sentence_embedder(
+            self.cfg.rewrite.retrieval_embedder, device=self.device))
+
+    def reference_lm(self):
+        from classifiers.registry import load_causal_lm
+
+        name = self.cfg.rewards.reference_lm or self.cfg.policy.backbone
+        return self._get("reference LM", lambda: load_causal_lm(name, device=self.device))
+
+    def coherence(self):
+        def load():
+            from classifiers.coherence import CoherenceScorer
+
+            return CoherenceScorer.load(device=self.device)
+        return self._get("coherence model", load)
+
+    def empathy(self):
+        def load():
+            from partner.rewrite import ScorerUnavailable, load_scorer
+
+            try:
+                return load_scorer(self.cfg.rewrite.scorer if self.cfg.rewrite.scorer != "none" else "")
+            except ScorerUnavailable as exc:
+                raise FileNotFoundError(str(exc)) from exc
+        return self._get("empathy classifier", load)
+
+
+def evaluate_file(path: Path, models: Models) -> dict:
+    from partner import metrics
+
+    records, errors = read_rewrites(path)
+    if not records:
+        raise ValueError(f"{path}: no rewritten records")
+    method = Counter(r.get("method", "?") for r in records).most_common(1)[0][0]
+    seekers = [r["seeker_post"] for r in records]
+    originals = [r["response_post"] for r in records]
+    rewrites = [r["rewritten_response"] for r in records]
+    edits = [r.get("edits") or [] for r in records]
+    log.info("%s: %d records (%s), %d error records", path, len(records), method, errors)
+    row: dict = {"file": str(path), "method": method, "n": len(records), "errors": errors}
+
+    # empathy: the file's own scores, else the classifier here
+    before = after = None
+    if all(isinstance(r.get("empathy"), dict) for r in records):
+        before = [int(r["empathy"]["before"]["total"]) for r in records]
+        after = [int(r["empathy"]["after"]["total"]) for r in records]
+        row["empathy_source"] = "file"
+    elif models.empathy() is not None:
+        scored = models.empathy().score(seekers + seekers, originals + rewrites, progress=True)
+        before = [s.total for s in scored[:len(records)]]
+        after = [s.total for s in scored[len(records):]]
+        row["empathy_source"] = "scored by partner-eval"
+    else:
+        row["empathy_source"] = models.notes.get("empathy classifier", "n/a")
+    if before is not None:
+        row["empathy"] = metrics.empathy_change_by_level(before, after)
+        row["empathy_before"] = metrics.mean(before)
+        row["empathy_after"] = metrics.mean(after)
+
+    lm = models.reference_lm()
+    if lm is not None:
+        ppl = metrics.perplexity(rewrites, *lm, progress=True)
+        row["perplexity"] = ppl["corpus"]
+        row["perplexity_mean_per_text"] = metrics.mean(ppl["per_text"])
+    emb = models.embedder()
+    if emb is not None:
+        row["specificity_original"] = metrics.mean(metrics.specificity(seekers, originals, emb))
+        row["specificity"] = metrics.mean(metrics.specificity(seekers, rewrites, emb))
+    row["distinct_1"] = metrics.distinct_n(rewrites, 1)
+    row["distinct_2"] = metrics.distinct_n(rewrites, 2)
+    coh = models.coherence()
+    if coh is not None:
+        per = metrics.coherence(originals, edits, coh.prob)
+        row["coherence"] = metrics.mean(per)
+        row["coherence_n"] = sum(c is not None for c in per)
+    dist = [metrics.edit_distance_words(o, r) for o, r in zip(originals, rewrites)]
+    rates = [metrics.edit_rate(o, r) for o, r in zip(originals, rewrites)]
+    row["edit_rate"] = metrics.mean(rates)
+    row["edits_per_response"] = metrics.mean(len(e) for e in edits)
+    row["changed"] = metrics.mean(float(o != r) for o, r in zip(originals, rewrites))
+    row["words_original"] = metrics.mean(len(metrics.word_tokenize(o)) for o in originals)
+    row["words_rewritten"] = metrics.mean(len(metrics.word_tokenize(r)) for r in rewrites)
+    refs = [references_of(r) for r in records]
+    if any(refs):
+        have = [(h, rf) for h, rf in zip(rewrites, refs) if rf]
+        row["bleu"] = metrics.corpus_bleu([h for h, _ in have], [rf for _, rf in have])
+        row["bleu_n"] = len(have)
+    if before is not None:
+        row["edit_distance_by_level"] = metrics.group_by_level(before, dist)
+        row["edits_by_level"] = metrics.group_by_level(before, [len(e) for e in edits])
+    return row
+
+
+def _fmt(v, digits=3):
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def markdown(rows: list[dict], notes: dict[str, str]) -> str:
+    labels = _labels(rows)
+    out = ["| method | n | ΔEmpathy ↑ | empathy before → after | PPL ↓ | specificity ↑ (original → rewrite) | "
+           "distinct-1 ↑ | distinct-2 ↑ | coherence ↑ (n) | edit rate ↓ | edits / response | BLEU ↑ |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for lab, r in zip(labels, rows):
+        emp = r.get("empathy", {})
+        out.append("| " + " | ".join([
+            lab, str(r["n"]) + (f" (+{r['errors']} errors)" if r["errors"] else ""),
+            _fmt(emp.get("overall")),
+            f"{_fmt(r.get('empathy_before'), 2)} → {_fmt(r.get('empathy_after'), 2)}",
+            _fmt(r.get("perplexity"), 2),
+            f"{_fmt(r.get('specificity_original'))} → {_fmt(r.get('specificity'))}",
+            _fmt(r["distinct_1"]), _fmt(r["distinct_2"]),
+            f"{_fmt(r.get('coherence'))} ({r.get('coherence_n', 0)})",
+            _fmt(r["edit_rate"]), _fmt(r["edits_per_response"], 2),
+            _fmt(r.get("bleu"), 4) + (f" ({r['bleu_n']})" if "bleu_n" in r else ""),
+        ]) + " |")
+    out += ["", "ΔEmpathy by the original response's empathy total (paper Fig. 4a; n per level in brackets):", "",
+            "| method | " + " | ".join(str(lv) for lv in range(7)) + " |", "|---|" + "---|" * 7]
+    for lab, r in zip(labels, rows):
+        by = r.get("empathy", {}).get("by_level")
+        if by:
+            out.append(f"| {lab} | " + " | ".join(f"{_fmt(by[lv]['mean'], 2)} ({by[lv]['n']})" for lv in range(7)) + " |")
+    out += ["", "Definitions: ΔEmpathy = EPITOME total (ER+IP+EX, 0..6) of the rewrite minus the original's; "
+            "PPL = exp(token-weighted mean NLL) of the rewrites under the frozen reference LM, padding masked; "
+            "specificity = cosine of normalised mean-pooled MiniLM embeddings of seeker post and response; "
+            "distinct-n = distinct / total n-grams of word_tokenize tokens over the corpus; coherence = mean "
+            "p(coherent) of each inserted/replaced sentence with its neighbours, over edited responses only "
+            "(single-sentence outputs = 1.0); edit rate = word-level Levenshtein distance / original words; "
+            "BLEU = tokenised corpus BLEU-4 (NLTK, smoothing 1) against the references, where given."]
+    for k, v in notes.items():
+        out.append(f"- {k}: {v}")
+    return "\n".join(out) + "\n"
+
+
+def _labels(rows: list[dict]) -> list[str]:
+    counts = Counter(r["method"] for r in rows)
+    return [r["method"] if counts[r["method"]] == 1 else f"{r['method']} ({Path(r['file']).name})" for r in rows]
+
+
+def plots(rows: list[dict], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = _labels(rows)
+    written = []
+    for key, fname, ylabel, title in (
+            ("empathy", "empathy_by_level.png", "mean change in empathy (0..6 scale)",
+             "Change in empathy by original empathy (cf. paper Fig. 4a)"),
+            ("edit_distance_by_level", "edits_by_level.png", "mean word-level edit distance",
+             "Edits by original empathy (cf. paper Fig. 4b; unit: words)")):
+        have = [(lab, r) for lab, r in zip(labels, rows) if r.get(key)]
+        if not have:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for lab, r in have:
+            by = r[key]["by_level"] if key == "empathy" else r[key]
+            xs = [lv for lv in range(7) if by[lv]["mean"] is not None]
+            ax.plot(xs, [by[lv]["mean"] for lv in xs], marker="o", label=lab)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xlabel("empathy of the original response (ER+IP+EX)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks(range(7))
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / fname, dpi=120)
+        plt.close(fig)
+        written.append(out / fname)
+    return written
+
+
+def main(args) -> int:
+    import torch
+
+    from classifiers.jsonio import atomic_write_json, atomic_write_text
+    from partner.config import DEFAULT_CONFIG, load_config
+
+    cfg = load_config(args.config or DEFAULT_CONFIG, args.overrides)
+    files = [Path(f) for f in args.files]
+    for f in files:
+        if not f.is_file():
+            raise FileNotFoundError(f"no rewrite output at {f}")
+    out = Path(args.out) if args.out else files[0].parent / "eval-rewrites"
+    out.mkdir(parents=True, exist_ok=True)
+    models = Models(cfg)
+    rows = [evaluate_file(f, models) for f in files]
+    report = {
+        "rows": rows,
+        "notes": models.notes,
+        "reference_lm": cfg.rewards.reference_lm or cfg.policy.backbone,
+        "embedder": cfg.rewrite.retrieval_embedder,
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "torch": torch.__version__, "cpu_count": __import__("os").cpu_count()},
+        "commit": git_commit(),
+    }
+    atomic_write_json(out / "rewrites.json", report)
+    table = markdown(rows, models.notes)
+    atomic_write_text(out / "rewrites.md", f"# Rewrite evaluation\n\nReference LM: {report['reference_lm']}; "
+                                           f"commit {report['commit']}.\n\n{table}")
+    pngs = plots(rows, out)
+    print(table)
+    log.info("wrote %s, %s and %s", out / "rewrites.json", out / "rewrites.md", ", ".join(p.name for p in pngs))
+    return 0

@@ -1,0 +1,100 @@
+"""partner-eval rewrites: several outputs side by side, JSON + markdown + PNGs, tiny models."""
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from partner import rewrite as rw
+from partner import rewriters
+from partner.evaluation import rewrites as ev
+
+from test_rewrite import FakeScorer, write_jsonl
+
+BIN = Path(sys.executable).parent
+
+ROWS = [
+    {"id": "1", "seeker_post": "I failed my exam again.", "response_post": "Study more.",
+     "reference": "That sounds really hard for you. Study more."},
+    {"id": "2", "seeker_post": "My dog died.", "response_post": "Get another dog. It helps.",
+     "reference": "I'm so sorry about your dog. Get another dog."},
+    {"id": "3", "seeker_post": "I feel alone.", "response_post": "Are you sorry? I understand.",
+     "reference": "I understand."},
+]
+
+
+class FakeCoherence:
+    def prob(self, a, b, batch_size=64):
+        return [0.5] * len(a)
+
+
+@pytest.fixture()
+def outputs(tmp_path):
+    inp = tmp_path / "in.jsonl"
+    write_jsonl(inp, ROWS + ["{broken"])
+    files = []
+    for name, r in (("identity", rewriters.IdentityRewriter()), ("template", rewriters.TemplateRewriter("That sounds hard."))):
+        rw.rewrite_file(inp, tmp_path / f"{name}.jsonl", r, FakeScorer(), batch_size=2)
+        files.append(tmp_path / f"{name}.jsonl")
+    return files
+
+
+def run_eval(files, out, monkeypatch):
+    monkeypatch.setattr(ev.Models, "coherence", lambda self: FakeCoherence())
+    args = argparse.Namespace(files=[str(f) for f in files], out=str(out), config=None,
+                              overrides=["rewards.reference_lm=tiny-gpt2", "rewrite.retrieval_embedder=tiny-bert"])
+    assert ev.main(args) == 0
+    return json.loads((out / "rewrites.json").read_text())
+
+
+def test_eval_side_by_side(outputs, tmp_path, monkeypatch, capsys):
+    report = run_eval(outputs, tmp_path / "eval", monkeypatch)
+    ident, templ = report["rows"]
+    assert ident["method"] == "identity" and templ["method"] == "template"
+    assert ident["n"] == 3 and ident["errors"] == 1
+    # identity: nothing changes
+    assert ident["empathy"]["overall"] == 0 and ident["edit_rate"] == 0 and ident["changed"] == 0
+    assert ident["coherence"] is None and ident["coherence_n"] == 0
+    assert ident["specificity"] == pytest.approx(ident["specificity_original"])
+    # template: FakeScorer gives ER=1 for "hard"; originals' totals are 0, 0, 3 ("sorry", "understand", "?")
+    assert templ["empathy"]["by_level"]["0"] == {"mean": 1.0, "n": 2}
+    assert templ["empathy"]["by_level"]["3"] == {"mean": 0.0, "n": 1}
+    assert templ["empathy"]["overall"] == pytest.approx(2 / 3)
+    # edit rate: 4 inserted words ("that sounds hard .") over 3, 7 and 7 original words
+    assert templ["edit_rate"] == pytest.approx((4 / 3 + 4 / 7 + 4 / 7) / 3)
+    assert templ["edits_per_response"] == 1 and templ["coherence"] == 0.5 and templ["coherence_n"] == 3
+    assert templ["edit_distance_by_level"]["0"]["mean"] == 4
+    # distinct-2 falls when the same sentence is inserted everywhere
+    assert templ["distinct_2"] < ident["distinct_2"]
+    assert ident["bleu_n"] == 3 and templ["bleu"] > ident["bleu"]
+    assert report["reference_lm"] == "tiny-gpt2" and ident["perplexity"] > 1
+    md = (tmp_path / "eval" / "rewrites.md").read_text()
+    assert "| identity |" in md and "| template |" in md and "Fig. 4a" in md
+    assert "| template |" in capsys.readouterr().out
+    for png in ("empathy_by_level.png", "edits_by_level.png"):
+        assert (tmp_path / "eval" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_without_empathy_or_coherence_reports_na(tmp_path, monkeypatch):
+    inp = tmp_path / "in.jsonl"
+    write_jsonl(inp, ROWS)
+    rw.rewrite_file(inp, tmp_path / "t.jsonl", rewriters.TemplateRewriter("Sorry."), None)
+    monkeypatch.setattr(ev.Models, "empathy", lambda self: None)
+    monkeypatch.setattr(ev.Models, "coherence", lambda self: None)
+    args = argparse.Namespace(files=[str(tmp_path / "t.jsonl")], out=str(tmp_path / "e"), config=None,
+                              overrides=["rewards.reference_lm=tiny-gpt2", "rewrite.retrieval_embedder=tiny-bert"])
+    assert ev.main(args) == 0
+    row = json.loads((tmp_path / "e" / "rewrites.json").read_text())["rows"][0]
+    assert "empathy" not in row and "coherence" not in row and row["distinct_1"] > 0
+    assert "n/a" in (tmp_path / "e" / "rewrites.md").read_text()
+
+
+def test_eval_rejects_a_file_that_is_not_a_rewrite_output(tmp_path):
+    bad = tmp_path / "x.jsonl"
+    write_jsonl(bad, [{"seeker_post": "s", "response_post": "r"}])
+    proc = subprocess.run([str(BIN / "partner-eval"), "rewrites", str(bad), "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "rewritten_response" in proc.stderr and "Traceback" not in proc.stderr
