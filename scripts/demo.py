@@ -1,75 +1,105 @@
-"""`make demo`: the main job on the shipped default model.
+"""`make demo`: rewrite examples/low-empathy.jsonl with the shipped model and show before/after.
 
-Runs the most complete pipeline that exists so far on examples/low-empathy.jsonl. Stages that
-have not landed yet are skipped with a note, never faked.
+Runs ``partner-rewrite`` with the default method (PARTNER: the shipped policy). While no trained
+policy is shipped it says so and runs the retrieval baseline instead (or the template baseline if
+the shared data is missing); while no empathy classifier is shipped it rewrites without the
+before/after scores. Nothing is faked: the table says which method produced it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "low-empathy.jsonl"
 OUT = ROOT / "runs" / "demo"
+sys.path.insert(0, str(ROOT))
 
 
-def _have(cmd: list[str]) -> bool:
-    """True if a console script is implemented (exit 3 means 'not implemented yet')."""
-    probe = subprocess.run(cmd + ["--help"], capture_output=True)
-    return probe.returncode == 0
+def _last_line(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "failed"
+
+
+def rewrite(method: str | None, scorer: str | None, out: Path) -> subprocess.CompletedProcess:
+    cmd = [str(Path(sys.executable).parent / "partner-rewrite"), str(EXAMPLES), "-o", str(out), "--overwrite"]
+    if method:
+        cmd += ["--method", method]
+    if scorer:
+        cmd += ["--scorer", scorer]
+    print("$", " ".join(Path(c).name if i == 0 else c for i, c in enumerate(cmd)), flush=True)
+    # stderr (progress bar, log) goes to the terminal; only errors need reading back
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def table(rows: list[dict]) -> str:
+    """A text grid: seeker post, original, rewrite, empathy before -> after; long cells wrap."""
+    widths = (30, 30, 44, 9)
+    head = ("seeker post", "original response", "rewritten response", "empathy")
+    sep = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+
+    def grid_row(cells):
+        wrapped = [textwrap.wrap(c, w) or [""] for c, w in zip(cells, widths)]
+        return "\n".join("| " + " | ".join((col[i] if i < len(col) else "").ljust(w)
+                                           for col, w in zip(wrapped, widths)) + " |"
+                         for i in range(max(map(len, wrapped))))
+
+    lines = [sep, grid_row(head), sep.replace("-", "=")]
+    for r in rows:
+        if "rewritten_response" not in r:
+            lines += [grid_row((f"line {r.get('line')}: {r.get('error')}", "", "", "")), sep]
+            continue
+        emp = r.get("empathy")
+        score = f"{emp['before']['total']} -> {emp['after']['total']}" if emp else "n/a"
+        lines += [grid_row((r["seeker_post"], r["response_post"], r["rewritten_response"], score)), sep]
+    return "\n".join(lines)
 
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from classifiers import corpora
-    from classifiers.text import split_sentences
-    from classifiers.jsonio import read_jsonl
+    from partner.config import SHIPPED_MODELS
 
     OUT.mkdir(parents=True, exist_ok=True)
-    print("== data")
+    have_data = True
     try:
-        pairs, report = corpora.load_epitome()
-        splits = corpora.grouped_split(pairs, lambda p: p.sp_id)
-        print(report.summary())
-        print({k: len(v) for k, v in splits.items()}, "pairs in the grouped train/dev/test split")
+        _, report = corpora.load_epitome()
+        print("== data:", report.summary())
     except corpora.DataError as exc:
-        print(f"(shared data not found: {exc}; set PARTNER_DATA)")
+        have_data = False
+        print(f"== data: shared data not found ({exc}); set PARTNER_DATA")
 
-    print("\n== sentence windows of the example responses")
-    for row in read_jsonl(EXAMPLES):
-        print(f"{row.data['id']}: {split_sentences(row.data['response_post'])}")
+    scorer = None
+    if not (SHIPPED_MODELS / "epitome").exists():
+        scorer = "none"
+        print("(no empathy classifier shipped yet in models/epitome: rewriting without before/after scores)")
 
-    bindir = Path(sys.executable).parent
-    rewrite = [str(bindir / "partner-rewrite"), str(EXAMPLES), "-o", str(OUT / "rewritten.jsonl"), "--overwrite"]
-    score = [str(bindir / "partner-score"), str(EXAMPLES), "-o", str(OUT / "scored.jsonl"), "--overwrite"]
-    probe = subprocess.run(rewrite, capture_output=True, text=True)
-    if probe.returncode == 0:
-        print(probe.stdout)
-        return 0
-    print(f"\n(partner-rewrite: {probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else 'failed'})")
-    probe = subprocess.run(score, capture_output=True, text=True)
-    if probe.returncode == 0:
-        print("\n== empathy of the example responses (partner-score)")
-        print(probe.stdout)
-        return 0
-    print(f"(partner-score: {probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else 'failed'})")
-
-    print("\n== the embedded policy backbone, untrained, continuing one response")
-    import torch
-    from classifiers.registry import load_causal_lm
-
-    lm, tok = load_causal_lm("smollm2-135m")
-    first = next(iter(read_jsonl(EXAMPLES))).data
-    msgs = [{"role": "user", "content": f"Someone wrote: {first['seeker_post']}\nWrite one short, kind reply."}]
-    ids = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        out = lm.generate(**ids, max_new_tokens=40, do_sample=False, pad_token_id=tok.pad_token_id)
-    print(tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+    out = OUT / "rewritten.jsonl"
+    print("\n== rewriting", EXAMPLES.relative_to(ROOT))
+    proc = rewrite(None, scorer, out)
+    method = "PARTNER (the shipped policy)"
+    if proc.returncode != 0:
+        fallback = "retrieval" if have_data else "template"
+        print(f"(partner-rewrite: {_last_line(proc.stderr)})")
+        print(f"(showing the {fallback} baseline instead)")
+        proc = rewrite(fallback, scorer, out)
+        method = f"the {fallback} baseline, not PARTNER"
+    if proc.returncode != 0:
+        print(f"partner-rewrite failed: {_last_line(proc.stderr)}", file=sys.stderr)
+        return 1
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line.strip()]
+    print(f"\n== before / after: {method}; empathy = EPITOME ER+IP+EX (0..6)")
+    print(table(rows))
+    scored = [r for r in rows if r.get("empathy")]
+    if scored:
+        gain = sum(r["empathy"]["after"]["total"] - r["empathy"]["before"]["total"] for r in scored) / len(scored)
+        print(f"mean change in empathy over {len(scored)} examples: {gain:+.2f}")
+    print(f"\nfull output: {out.relative_to(ROOT)}; metrics: partner-eval rewrites {out.relative_to(ROOT)}")
     return 0
 
 
