@@ -25,7 +25,8 @@ class EpitomeConfig:
                              "shared_encoder); in training its outputs are computed once and cached", True)
     train_layers: int = _h("top layers of the response encoder that are trained (LoRA or full); the ones "
                            "below stay frozen and are computed once and cached in training; 0 = all", 2)
-    finetune: str = _h("lora | full: how the backbone is trained", "lora")
+    finetune: str = _h("lora | full | none: how the backbone's top train_layers are trained (none: frozen "
+                       "encoders, only the attention and heads learn)", "lora")
     lora_r: int = _h("LoRA rank when finetune=lora", 16)
     lora_alpha: int = _h("LoRA alpha", 32)
     pooling: str = _h("cls (paper) | cls_mean: [CLS] and the masked mean of the context-aware response", "cls_mean")
@@ -59,9 +60,9 @@ class CoherenceConfig:
     lr: float = _h("learning rate", 5e-4)
     epochs: int = _h("training epochs", 1)
     max_pairs: int = _h("cap on training pairs (half positives, half negatives; 0 = all ~20k); "
-                        "the default fits ~10 CPU minutes", 2400)
+                        "the default fits ~10 CPU minutes", 2000)
     per_doc: int = _h("cap on positive pairs drawn from one response", 4)
-    max_heldout: int = _h("cap on held-out evaluation pairs", 1000)
+    max_heldout: int = _h("cap on held-out evaluation pairs", 800)
     seed: int = _h("seed", 42)
 
 

@@ -108,6 +108,9 @@ class FrozenLM:
                 raise RuntimeError(f"{self.name} has no reverse adapter attached")
             return target_logprobs(model, encoded, self._tok.pad_token_id, batch_size)
         if self._has_adapter:
-            with model.disable_adapter():
-                return target_logprobs(model, encoded, self._tok.pad_token_id, batch_size)
+            try:
+                with model.disable_adapter():
+                    return target_logprobs(model, encoded, self._tok.pad_token_id, batch_size)
+            finally:  # re-enabling the adapter marks its weights trainable again (peft); keep it frozen
+                self._freeze()
         return target_logprobs(model, encoded, self._tok.pad_token_id, batch_size)

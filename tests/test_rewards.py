@@ -91,6 +91,13 @@ def reverse_dir(tiny, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def shared_lm(reverse_dir):
+    lm = FrozenLM("tiny-gpt2")
+    lm.attach_reverse(reverse_dir)
+    return lm
+
+
 # ---- empathy -----------------------------------------------------------------------------------
 
 
@@ -211,9 +218,8 @@ def test_mi_is_lambda_mix_of_forward_and_reverse_means(tiny, reverse_dir):
     assert mi(SEEKERS[:1], ORIGINALS[:1], ORIGINALS[:1]) == [pytest.approx(0.25 * fwd[0] + 0.75 * rev[0])]
 
 
-def test_mi_per_sample_independent_of_batch(tiny, reverse_dir):
-    lm = FrozenLM("tiny-gpt2")
-    lm.attach_reverse(reverse_dir)
+def test_mi_per_sample_independent_of_batch(shared_lm):
+    lm = shared_lm
     mi = MutualInformationReward(lm, lm, batch_size=2)
     full = mi(SEEKERS, ORIGINALS, [ORIGINALS[0] * 5, "", ORIGINALS[2]])
     alone = MutualInformationReward(lm, lm)(SEEKERS[2:], ORIGINALS[2:], ORIGINALS[2:])
@@ -224,14 +230,14 @@ def test_mi_per_sample_independent_of_batch(tiny, reverse_dir):
 # ---- stack and TRL -----------------------------------------------------------------------------
 
 
-def _stack(reverse_dir, **weights):
-    cfg = RewardConfig(reverse_model=str(reverse_dir), **weights)
+def _stack(lm, **weights):
+    cfg = RewardConfig(reverse_model=str(lm.reverse_path), **weights)
     return RewardStack(cfg, policy_backbone="tiny-gpt2", empathy_scorer=FakeEmpathy(),
-                       coherence_scorer=FakeCoherence())
+                       coherence_scorer=FakeCoherence(), lms={"tiny-gpt2": lm})
 
 
-def test_stack_total_is_weighted_sum_and_shares_one_lm(reverse_dir):
-    stack = _stack(reverse_dir)
+def test_stack_total_is_weighted_sum_and_shares_one_lm(shared_lm):
+    stack = _stack(shared_lm)
     assert len(stack.lms) == 1  # fluency, MI forward and reverse: one base model
     rewrites = [ORIGINALS[0] + " I'm so sorry.", ORIGINALS[1], ORIGINALS[2]]
     edits = [EditInfo("I'm so sorry.", [ORIGINALS[0]]), EditInfo("", [ORIGINALS[1]], None, "stop"), None]
@@ -246,26 +252,27 @@ def test_stack_total_is_weighted_sum_and_shares_one_lm(reverse_dir):
     assert len(out.rows()) == 3
 
 
-def test_stack_weight_zero_switches_a_component_off(reverse_dir):
+def test_stack_weight_zero_switches_a_component_off(tiny):
     cfg = RewardConfig(w_empathy=0.0, w_coherence=0.0, w_mi=0.0)
-    stack = RewardStack(cfg, policy_backbone="tiny-gpt2", empathy_scorer=Exploding(), coherence_scorer=Exploding())
+    stack = RewardStack(cfg, policy_backbone="tiny-gpt2", empathy_scorer=Exploding(), coherence_scorer=Exploding(),
+                        lms={"tiny-gpt2": FrozenLM.from_model(*tiny)})
     out = stack(SEEKERS, ORIGINALS, ORIGINALS)
     assert set(out.components) == {"fluency"}
     assert out.total == [pytest.approx(10.0 * f) for f in out.components["fluency"]]
 
 
-def test_stack_batch_composition_and_padding_change_no_reward(reverse_dir):
+def test_stack_batch_composition_and_padding_change_no_reward(shared_lm):
     rewrites = [ORIGINALS[0] + " I'm so sorry about your dog.", ORIGINALS[1] * 6, ORIGINALS[2]]
     edits = [EditInfo("I'm so sorry about your dog.", [ORIGINALS[0]]), None, None]
-    full = _stack(reverse_dir)(SEEKERS, ORIGINALS, rewrites, edits)
-    alone = _stack(reverse_dir)(SEEKERS[:1], ORIGINALS[:1], rewrites[:1], edits[:1])
+    full = _stack(shared_lm)(SEEKERS, ORIGINALS, rewrites, edits)
+    alone = _stack(shared_lm)(SEEKERS[:1], ORIGINALS[:1], rewrites[:1], edits[:1])  # fresh caches
     for key in full.components:
         assert full.components[key][0] == pytest.approx(alone.components[key][0], abs=1e-5), key
     assert full.total[0] == pytest.approx(alone.total[0], abs=1e-4)
 
 
-def test_trl_adapter_follows_grpo_calling_convention(reverse_dir):
-    stack = _stack(reverse_dir)
+def test_trl_adapter_follows_grpo_calling_convention(shared_lm):
+    stack = _stack(shared_lm)
     logged = {}
     fn = as_trl_reward(stack, name="partner")
     kwargs = dict(seeker_post=SEEKERS[:2], response_post=ORIGINALS[:2],
