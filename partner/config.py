@@ -44,6 +44,20 @@ class WarmStartConfig:
     stop_fraction: float = _h("share of STOP examples (responses with nothing to add)", 0.2)
     max_examples: int = _h("cap on warm-start examples (0 = all)", 0)
     seed: int = _h("seed", 42)
+    corpora: str = _h("comma-separated sources: epitome (train split only), esconv, counselchat",
+                      "epitome,esconv,counselchat")
+    sentence_threshold: float = _h("a sentence is high-empathy if the classifier's ER+IP+EX on (seeker, sentence) "
+                                   "is at least this (paper: >= 2)", 2.0)
+    max_sentences: int = _h("sentences scored per response (long CounselChat answers are cut)", 12)
+    classifier: str = _h("EPITOME scorer folder labelling the data ('' = run_dir/classifier if trained, "
+                         "else the shipped models/epitome)", "")
+    heldout_fraction: float = _h("share of examples held out (by source response) for accuracy / perplexity", 0.1)
+    max_heldout: int = _h("cap on held-out examples evaluated", 300)
+    max_steps: int = _h("optimiser steps (0 = run the epochs)", 0)
+    grad_accum: int = _h("gradient accumulation steps", 1)
+    warmup_steps: int = _h("linear warmup steps", 10)
+    save_steps: int = _h("checkpoint every N steps (resumable)", 25)
+    logging_steps: int = _h("log the losses every N steps", 5)
 
 
 @dataclass
