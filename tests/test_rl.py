@@ -81,15 +81,20 @@ def test_training_raises_the_reward_of_a_learnable_task(tmp_path):
 
 def test_kill_and_resume_continues_from_the_checkpoint(tmp_path):
     cfg = RLConfig(method="reinforce", steps=3, batch_size=2, lr=1e-2, save_every=1, kl_coef=0.1, seed=3)
-    t1 = RLTrainer(tiny_policy(), stop_reward, PROMPTS, cfg, tmp_path, ref_policy=tiny_policy())
+    def length_reward(seekers, originals, rewrites, edits):
+        return RewardResult([len(r) / 50 for r in rewrites], {})
+
+    t1 = RLTrainer(tiny_policy(), length_reward, PROMPTS, cfg, tmp_path, ref_policy=tiny_policy())
     t1.train(2)  # "killed" after step 2's checkpoint
-    t2 = RLTrainer(tiny_policy(), stop_reward, PROMPTS, cfg, tmp_path, ref_policy=tiny_policy())
+    t2 = RLTrainer(tiny_policy(), length_reward, PROMPTS, cfg, tmp_path, ref_policy=tiny_policy())
     assert t2.resume() and t2.step == 2
     for a, b in zip([p for p in t1.policy.parameters() if p.requires_grad],
                     [p for p in t2.policy.parameters() if p.requires_grad]):
         assert torch.equal(a, b)
     assert list(t2.baseline.values) == list(t1.baseline.values)
-    assert t2.opt.state_dict()["state"][0]["exp_avg"].abs().sum() > 0
+    s1, s2 = t1.opt.state_dict()["state"], t2.opt.state_dict()["state"]
+    assert s1.keys() == s2.keys() and sum(float(v["exp_avg"].abs().sum()) for v in s2.values()) > 0
+    assert all(torch.equal(s1[i]["exp_avg_sq"], s2[i]["exp_avg_sq"]) for i in s1)
     t2.train(3)
     assert t2.step == 3 and len(t2.history) == 3
 
