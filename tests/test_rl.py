@@ -111,3 +111,24 @@ def test_two_processes_train_data_parallel(tmp_path):
     assert sums[0]["world"] == 2 and sums[0]["param_sum"] == pytest.approx(sums[1]["param_sum"], abs=1e-6)
     assert sums[0]["prompts_seen"] != sums[1]["prompts_seen"]  # each rank rolls out its own states
     assert sums[0]["changed"]
+
+
+def test_rl_stage_writes_agent_curves_and_skips_when_complete(tmp_path, data_dir, monkeypatch):
+    from partner.config import load_config, DEFAULT_CONFIG
+    from partner.policy import PartnerPolicy
+    from partner.stages import rl as stage
+
+    cfg = load_config(DEFAULT_CONFIG, [f"run_dir={tmp_path}", "policy.backbone=tiny-gpt2", "policy.max_edits=1",
+                                       "policy.max_sentence_tokens=4", "rl.steps=2", "rl.batch_size=2",
+                                       "rl.samples_per_state=2", "rl.kl_coef=0.1", "rl.save_every=1",
+                                       f"data_dir={data_dir}"])
+    tiny_policy().save_pretrained(tmp_path / "warmstart" / "policy")
+    (tmp_path / "warmstart" / ".complete").write_text("ok\n")
+    out = stage.run(cfg, reward_fn=stop_reward)
+    for name in ("policy/policy_config.json", "history.json", "curves.png", ".complete"):
+        assert (out / name).exists(), name
+    assert len(json.loads((out / "history.json").read_text())) == 2
+    PartnerPolicy.load(str(out / "policy"))  # the agent loads back
+    calls = []
+    stage.run(cfg, reward_fn=lambda *a: calls.append(1))
+    assert not calls  # complete: skipped
