@@ -32,6 +32,8 @@ class PolicyConfig:
     max_edits: int = _h("edits per episode before it stops (the paper leaves this open)", 2)
     lora_r: int = _h("LoRA rank of the policy adapter", 16)
     lora_alpha: int = _h("LoRA alpha", 32)
+    lora_layers: int = _h("LoRA on the top N transformer layers only (0 = all); the backward pass then stops "
+                          "there, which makes CPU training several times cheaper", 0)
 
 
 @dataclass
@@ -44,6 +46,8 @@ class WarmStartConfig:
     stop_fraction: float = _h("share of STOP examples (responses with nothing to add)", 0.2)
     max_examples: int = _h("cap on warm-start examples (0 = all)", 0)
     seed: int = _h("seed", 42)
+    max_sources: int = _h("responses labelled, a seeded sample over all corpora (0 = all); labelling every "
+                          "sentence costs classifier time", 0)
     corpora: str = _h("comma-separated sources: epitome (train split only), esconv, counselchat",
                       "epitome,esconv,counselchat")
     sentence_threshold: float = _h("a sentence is high-empathy if the classifier's ER+IP+EX on (seeker, sentence) "

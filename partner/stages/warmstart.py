@@ -43,6 +43,10 @@ def build_data(cfg, out: Path, labeller=None):
         return D.read_jsonl(data_path), json.loads(report_path.read_text())
     w = cfg.warmstart
     sources = D.collect_sources(cfg.data_path(), [c.strip() for c in w.corpora.split(",") if c.strip()])
+    if w.max_sources and len(sources) > w.max_sources:
+        import random
+
+        sources = random.Random(w.seed).sample(sources, w.max_sources)
     if labeller is None:
         from classifiers.scorer import EmpathyScorer
 
