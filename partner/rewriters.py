@@ -230,7 +230,7 @@ class PolicyRewriter(Rewriter):
         out = []
         for text, edits in results:
             out.append((text, [{"action": e.action, "position": int(e.position), "sentence": e.sentence}
-                               for e in edits if e.action in ("insert", "replace")]))
+                               for e in edits if e.action == "replace" or (e.action == "insert" and e.sentence)]))
         return out
 
 

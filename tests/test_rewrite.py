@@ -235,3 +235,47 @@ def test_zeroshot_handles_odd_inputs_in_one_batch(tmp_path, tiny_zeroshot):
 def test_default_output_name():
     assert cli.default_output("data/x.jsonl") == Path("data/x.rewritten.jsonl")
     assert cli.default_output("x.txt") == Path("x.txt.rewritten.jsonl")
+
+
+@pytest.fixture(scope="module")
+def tiny_policy(tmp_path_factory):
+    """A saved (untrained) LoRA policy on the random 2-layer GPT-2: the real load/episode path."""
+    from partner.config import PolicyConfig
+    from partner.policy import PartnerPolicy
+
+    cfg = PolicyConfig(backbone="tiny-gpt2", max_sentence_tokens=6, max_context_tokens=32)
+    path = tmp_path_factory.mktemp("policy") / "pol"
+    PartnerPolicy.from_backbone("tiny-gpt2", cfg, finetune="lora", seed=0).save_pretrained(path)
+    return path
+
+
+POLICY_SETS = ["--set", "policy.backbone=tiny-gpt2", "--set", "policy.max_sentence_tokens=6",
+               "--set", "policy.max_context_tokens=32"]
+
+
+def test_policy_methods_through_the_cli(tmp_path, tiny_policy, monkeypatch):
+    scorer = FakeScorer()
+    monkeypatch.setattr(rw, "load_scorer", lambda spec="", device=None: scorer)
+    inp = tmp_path / "in.jsonl"
+    write_jsonl(inp, ODD[:1] + [{"id": "3", "seeker_post": "I feel alone.", "response_post": "One. Two. Three."}])
+    out = tmp_path / "cli.jsonl"
+    assert cli.main([str(inp), "-o", str(out), "--method", "partner", "--model", str(tiny_policy),
+                     "--decoding", "sample", "--seed", "1"] + POLICY_SETS) == 0
+    got = read_jsonl(out)
+    assert [g["method"] for g in got] == ["partner"] * 2 and any(g["edits"] for g in got)
+    for g in got:
+        assert set(g["empathy"]) == {"before", "after"}
+        for e in g["edits"]:
+            assert set(e) == {"action", "position", "sentence"} and e["action"] in ("insert", "replace")
+            assert isinstance(e["position"], int) and isinstance(e["sentence"], str)
+    # the same seed gives the same rewrites, another seed others
+    from partner.config import load_config
+
+    cfg = load_config(None, [s for s in POLICY_SETS if s != "--set"] + ["rewrite.decoding=sample"])
+    warm = rewriters.build_rewriter("warmstart", cfg, model=str(tiny_policy))
+    texts = {}
+    for name, seed in (("a", 1), ("c", 2)):
+        rw.rewrite_file(inp, tmp_path / f"{name}.jsonl", warm, None, seed=seed)
+        texts[name] = [g["rewritten_response"] for g in read_jsonl(tmp_path / f"{name}.jsonl")]
+    assert texts["a"] == [g["rewritten_response"] for g in got]
+    assert texts["a"] != texts["c"]
