@@ -20,6 +20,8 @@ class EpitomeConfig:
                                factory=lambda: ["ER", "IP", "EX"])
     context: str = _h("attention: response-to-seeker attention (EPITOME) | none: response only (ablation)",
                       "attention")
+    attn_dim: int = _h("inner width of the response-to-seeker attention (0 = the encoder's width, as "
+                       "the released code)", 128)
     shared_encoder: bool = _h("one encoder for seeker and response instead of two", False)
     freeze_seeker: bool = _h("keep the seeker encoder frozen, as the released code does (ignored with "
                              "shared_encoder); in training its outputs are computed once and cached", True)
@@ -69,12 +71,14 @@ class CoherenceConfig:
 @dataclass
 class ReverseConfig:
     backbone: str = _h("causal LM to adapt for response -> seeker (empty = the policy's backbone)", "")
-    lora_r: int = _h("LoRA rank (q/k/v/o projections)", 8)
-    max_context: int = _h("tokens kept of the response (the reverse model's context)", 96)
-    max_target: int = _h("tokens kept of the seeker post (the scored target)", 64)
+    lora_r: int = _h("LoRA rank (attention and MLP projections)", 16)
+    lora_layers: int = _h("LoRA only in the last N transformer layers (0 = all); backprop stops below them", 10)
+    max_context: int = _h("tokens kept of the response (the reverse model's context)", 64)
+    max_target: int = _h("tokens kept of the seeker post (the scored target)", 48)
     batch_size: int = _h("training batch size", 8)
-    lr: float = _h("learning rate", 5e-4)
+    lr: float = _h("learning rate", 1e-3)
     epochs: int = _h("training epochs", 1)
-    max_examples: int = _h("cap on training examples (0 = all ~4.9k); the default fits ~12 CPU minutes", 800)
-    max_heldout: int = _h("cap on held-out examples for the perplexity report", 150)
+    max_examples: int = _h("cap on training examples (0 = all ~4.9k); the default fits ~12 minutes on 2 busy "
+                           "CPU cores", 320)
+    max_heldout: int = _h("cap on held-out examples for the perplexity report", 80)
     seed: int = _h("seed", 42)

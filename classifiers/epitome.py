@@ -45,15 +45,16 @@ class SeekerAttention(nn.Module):
     projections of the released code, and a key-padding mask so padding is never attended.
     """
 
-    def __init__(self, dim: int, dropout: float):
+    def __init__(self, dim: int, dropout: float, attn_dim: int = 0):
         super().__init__()
-        self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(dim, dim)
-        self.v = nn.Linear(dim, dim)
-        self.o = nn.Linear(dim, dim)
+        inner = attn_dim or dim  # a narrower inner width cuts the cost (and size) ~dim/attn_dim times
+        self.q = nn.Linear(dim, inner)
+        self.k = nn.Linear(dim, inner)
+        self.v = nn.Linear(dim, inner)
+        self.o = nn.Linear(inner, dim)
         self.drop = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(dim)
-        self.scale = 1.0 / math.sqrt(dim)
+        self.scale = 1.0 / math.sqrt(inner)
 
     def forward(self, resp: torch.Tensor, seek: torch.Tensor, seek_mask: torch.Tensor) -> torch.Tensor:
         scores = torch.matmul(self.q(resp), self.k(seek).transpose(1, 2)) * self.scale  # [B, Lr, Ls]
@@ -80,7 +81,10 @@ class EpitomeModel(nn.Module):
             raise ValueError(f"classifier.pooling must be cls or cls_mean, got {cfg.pooling!r}")
         resp_enc, self.tokenizer = encoder_factory()
         self.num_layers = resp_enc.config.num_hidden_layers
-        self.first_trained = 0 if cfg.train_layers <= 0 else max(0, self.num_layers - cfg.train_layers)
+        if cfg.finetune == "none":
+            self.first_trained = self.num_layers
+        else:
+            self.first_trained = 0 if cfg.train_layers <= 0 else max(0, self.num_layers - cfg.train_layers)
         self.response_encoder = self._adapt(resp_enc)
         self.seeker_encoder = None
         self.seeker_frozen = cfg.freeze_seeker and not cfg.shared_encoder
@@ -93,7 +97,7 @@ class EpitomeModel(nn.Module):
             else:
                 self.seeker_encoder = self._adapt(seek_enc)
         dim = resp_enc.config.hidden_size
-        self.attention = SeekerAttention(dim, cfg.dropout) if cfg.context == "attention" else None
+        self.attention = SeekerAttention(dim, cfg.dropout, cfg.attn_dim) if cfg.context == "attention" else None
         pooled = dim * (2 if cfg.pooling == "cls_mean" else 1)
         m = len(self.mechanisms)
         # Level heads as in the released code (dense -> ReLU -> out), one per mechanism, batched.
@@ -108,6 +112,8 @@ class EpitomeModel(nn.Module):
     def _adapt(self, encoder: nn.Module) -> nn.Module:
         """LoRA on (or full training of) layers >= first_trained; everything below stays frozen."""
         layers = list(range(self.first_trained, self.num_layers))
+        if self.cfg.finetune == "none":
+            return encoder.requires_grad_(False)
         if self.cfg.finetune == "full":
             encoder.requires_grad_(False)
             for i in layers:
@@ -116,10 +122,10 @@ class EpitomeModel(nn.Module):
                 encoder.requires_grad_(True)
             return encoder
         if self.cfg.finetune != "lora":
-            raise ValueError(f"classifier.finetune must be lora or full, got {self.cfg.finetune!r}")
+            raise ValueError(f"classifier.finetune must be lora, full or none, got {self.cfg.finetune!r}")
         from peft import LoraConfig, get_peft_model
 
-        lcfg = LoraConfig(r=self.cfg.lora_r, lora_alpha=self.cfg.lora_alpha, lora_dropout=0.05,
+        lcfg = LoraConfig(r=self.cfg.lora_r, lora_alpha=self.cfg.lora_alpha, lora_dropout=0.0,
                           target_modules=LORA_TARGETS, bias="none",
                           layers_to_transform=layers if self.first_trained else None,
                           layers_pattern="layer" if self.first_trained else None)
@@ -129,7 +135,18 @@ class EpitomeModel(nn.Module):
         super().train(mode)
         if self.seeker_frozen and self.seeker_encoder is not None:
             self.seeker_encoder.eval()  # frozen: no dropout, so cached and live outputs agree
+        if self.cfg.finetune == "none":
+            self.response_encoder.eval()
         return self
+
+    def merge_adapters(self) -> None:
+        """Fold LoRA into the base weights for inference (same outputs, no adapter overhead).
+        A merged model cannot be saved as an adapter checkpoint any more."""
+        for name in ("response_encoder", "seeker_encoder"):
+            enc = getattr(self, name)
+            if enc is not None and hasattr(enc, "merge_and_unload"):
+                setattr(self, name, enc.merge_and_unload())
+        self.merged = True
 
     # ------------------------------------------------------------------ forward
 
@@ -210,6 +227,8 @@ class EpitomeModel(nn.Module):
     def save(self, out_dir: str | Path, dtype=torch.float16, extra: dict | None = None) -> None:
         from safetensors.torch import save_file
 
+        if getattr(self, "merged", False) and self.cfg.finetune == "lora":
+            raise ValueError("this model's adapters were merged for inference; save the training copy")
         from .jsonio import atomic_write_json
 
         out = Path(out_dir)
@@ -244,6 +263,7 @@ class EpitomeModel(nn.Module):
         own = model.state_dict()
         model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
         model.meta = meta
+        model.merge_adapters()
         model.eval()
         return model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
@@ -252,15 +272,16 @@ def token_labels(offsets: torch.Tensor, mask: torch.Tensor, spans: list[dict], m
     """[B, M, L] long: 1 where a real token overlaps a rationale span, 0 elsewhere, -100 on
     special and padding tokens (ignored by the loss and the metrics)."""
     B, L = mask.shape
-    out = torch.full((B, len(mechanisms), L), -100, dtype=torch.long)
+    out = torch.zeros((B, len(mechanisms), L), dtype=torch.long)
+    starts, ends = offsets[..., 0], offsets[..., 1]  # [B, L]
     for b in range(B):
-        for i in range(L):
-            s, e = int(offsets[b, i, 0]), int(offsets[b, i, 1])
-            if not mask[b, i] or e <= s:
-                continue
-            for m, mech in enumerate(mechanisms):
-                out[b, m, i] = int(any(s < se and ss < e for ss, se in spans[b].get(mech, ())))
-    return out
+        for m, mech in enumerate(mechanisms):
+            sp = torch.tensor(list(spans[b].get(mech, ())), dtype=torch.long).view(-1, 2)
+            if len(sp):
+                hit = (starts[b, :, None] < sp[None, :, 1]) & (sp[None, :, 0] < ends[b, :, None])
+                out[b, m] = hit.any(-1).long()
+    real = mask.bool() & (ends > starts)
+    return out.masked_fill(~real[:, None, :], -100)
 
 
 def token_spans(offsets, keep: list[bool], text: str) -> list[str]:

@@ -97,19 +97,23 @@ class FeatureCache:
         self.resp_texts = sorted({p.response_post for p in pairs})
         self.seek_texts = sorted({p.seeker_post for p in pairs}) if (
             model.attention is not None and model.seeker_frozen) else []
-        h = hashlib.sha256(json.dumps([cfg.backbone, cfg.max_len, model.first_trained, self.resp_texts,
-                                       self.seek_texts]).encode()).hexdigest()[:16]
-        path = cache_dir() / "epitome-features" / f"{Path(cfg.backbone).name}-{cfg.max_len}-{h}.safetensors"
-        if path.exists():
-            data = load_file(str(path))
-        else:
-            data = {"resp": self._encode(model, self.resp_texts, model.lower_response, batch_size, "response")}
-            if self.seek_texts:
-                data["seek"] = self._encode(model, self.seek_texts, model.encode_seeker, batch_size, "seeker")
+        root = cache_dir() / "epitome-features"
+
+        def cached(part: str, layer: int, texts: list[str], fn) -> torch.Tensor:
+            h = hashlib.sha256(json.dumps([cfg.backbone, cfg.max_len, layer, texts]).encode()).hexdigest()[:16]
+            path = root / f"{Path(cfg.backbone).name}-{cfg.max_len}-{part}-{h}.safetensors"
+            if path.exists():
+                return load_file(str(path))["x"]
+            x = self._encode(model, texts, fn, batch_size, part)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
-            save_file(data, str(tmp))
+            save_file({"x": x}, str(tmp))
             tmp.replace(path)
+            return x
+
+        data = {"resp": cached("response", model.first_trained, self.resp_texts, model.lower_response)}
+        if self.seek_texts:
+            data["seek"] = cached("seeker", -1, self.seek_texts, model.encode_seeker)
         self.resp = dict(zip(self.resp_texts, data["resp"].unbind(0)))
         self.seek = dict(zip(self.seek_texts, data["seek"].unbind(0))) if self.seek_texts else {}
 
