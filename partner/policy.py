@@ -183,6 +183,9 @@ class PartnerPolicy(nn.Module):
             log.warning("policy at %s was trained with window k=%s; using it (config says %s)",
                         path, meta["window"], cfg.window)
             cfg = dataclasses.replace(cfg, window=int(meta["window"]))
+        if int(meta.get("max_context_tokens", cfg.max_context_tokens)) != int(cfg.max_context_tokens):
+            # the prompt's truncation is part of what the policy was trained on
+            cfg = dataclasses.replace(cfg, max_context_tokens=int(meta["max_context_tokens"]))
         finetune = meta["finetune"]
         if finetune == "full":
             model, tok = load_causal_lm(str(path / "model"))
@@ -192,6 +195,9 @@ class PartnerPolicy(nn.Module):
                 from peft import PeftModel
 
                 model = PeftModel.from_pretrained(model, str(path), is_trainable=trainable)
+                if not trainable:  # inference: fold the adapter into the weights (faster; not savable)
+                    model = model.merge_and_unload()
+                    finetune = "merged"
         if not trainable:
             for p in model.parameters():
                 p.requires_grad_(False)
@@ -228,6 +234,9 @@ class PartnerPolicy(nn.Module):
         """
         from safetensors.torch import load_file, save_file
 
+        if self.finetune == "merged":
+            raise ValueError("this policy was loaded for inference (adapter merged); load it with trainable=True "
+                             "to save it again")
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         if self.finetune == "lora":
@@ -344,7 +353,11 @@ class PartnerPolicy(nn.Module):
                 "n_tokens": torch.tensor(sent_lens, device=self.device)}
 
     def log_prob(self, seekers, windows, positions, sentence_ids) -> tuple[torch.Tensor, torch.Tensor]:
-        """(log p(position), Σ log p(sentence tokens)) per sample, with grad (for RL)."""
+        """(log p(position), Σ log p(sentence tokens)) per sample, with grad (for RL).
+
+        In eval mode (no dropout; ``act`` always runs in eval mode) this equals what ``act``
+        returned for the same actions; in train mode, GPT-2's dropout makes it a noisy estimate.
+        """
         out = self.score(seekers, windows, positions, sentence_ids)
         positions = torch.as_tensor(positions, dtype=torch.long, device=self.device).view(-1)
         logp_pos = torch.log_softmax(out["position_logits"].float(), -1).gather(-1, positions[:, None]).squeeze(-1)
