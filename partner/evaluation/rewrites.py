@@ -297,3 +297,49 @@ def main(args) -> int:
     print(table)
     log.info("wrote %s, %s and %s", out / "rewrites.json", out / "rewrites.md", ", ".join(p.name for p in pngs))
     return 0
+
+
+# ------------------------------------------------------------------------------------------------
+# evaluation inputs: python -m partner.evaluation.rewrites export {epitome-test,esconv} OUT [--n N]
+
+
+def export_inputs(corpus: str, out: Path, n: int = 0, seed: int = 0) -> int:
+    """Write a corpus's (seeker, response) pairs as partner-rewrite input; returns the count.
+
+    ``epitome-test``: the grouped EPITOME test split (``epitome_splits()["test"]``), with the gold
+    levels. ``esconv``: the ESConv dev pairs; with ``n`` a fixed random subset (``seed``) kept in
+    file order.
+    """
+    import random
+
+    from classifiers import corpora
+    from classifiers.jsonio import atomic_write_text
+
+    if corpus == "epitome-test":
+        rows = [{"id": f"{p.sp_id}/{p.rp_id}", "seeker_post": p.seeker_post, "response_post": p.response_post,
+                 "gold_levels": p.levels} for p in corpora.epitome_splits()["test"]]
+    elif corpus == "esconv":
+        rows = [{"id": p.id, "seeker_post": p.seeker_post, "response_post": p.response_post, **p.meta}
+                for p in corpora.load_esconv()]
+    else:
+        raise ValueError(f"unknown corpus {corpus!r} (epitome-test | esconv)")
+    if n and n < len(rows):
+        keep = sorted(random.Random(seed).sample(range(len(rows)), n))
+        rows = [rows[i] for i in keep]
+    atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return len(rows)
+
+
+if __name__ == "__main__":
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(description="write partner-rewrite inputs from the shared corpora")
+    ap.add_argument("cmd", choices=["export"])
+    ap.add_argument("corpus", choices=["epitome-test", "esconv"])
+    ap.add_argument("out")
+    ap.add_argument("--n", type=int, default=0, help="fixed random subset of this size (0 = all)")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    print(export_inputs(a.corpus, Path(a.out), a.n, a.seed), "pairs written to", a.out)
+    sys.exit(0)
