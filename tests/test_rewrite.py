@@ -279,3 +279,22 @@ def test_policy_methods_through_the_cli(tmp_path, tiny_policy, monkeypatch):
         texts[name] = [g["rewritten_response"] for g in read_jsonl(tmp_path / f"{name}.jsonl")]
     assert texts["a"] == [g["rewritten_response"] for g in got]
     assert texts["a"] != texts["c"]
+
+
+@pytest.mark.slow
+def test_cli_with_the_shipped_classifier(tmp_path):
+    from partner.config import SHIPPED_MODELS
+
+    if not (SHIPPED_MODELS / "epitome" / "config.json").exists():
+        pytest.skip("no shipped EPITOME classifier in models/epitome yet")
+    out = tmp_path / "out.jsonl"
+    assert cli.main([str(EXAMPLES), "-o", str(out), "--method", "template"]) == 0
+    got = read_jsonl(out)
+    assert len(got) == 8
+    for g in got:
+        for side in ("before", "after"):
+            e = g["empathy"][side]
+            assert e["total"] == e["ER"] + e["IP"] + e["EX"] and 0 <= e["total"] <= 6
+            assert all(abs(sum(e["probs"][m]) - 1) < 1e-3 for m in ("ER", "IP", "EX"))
+    # the classifier reads the inserted emotional reaction somewhere
+    assert any(g["empathy"]["after"]["ER"] > g["empathy"]["before"]["ER"] for g in got)
