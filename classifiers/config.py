@@ -28,7 +28,8 @@ class EpitomeConfig:
     train_layers: int = _h("top layers of the response encoder that are trained (LoRA or full); the ones "
                            "below stay frozen and are computed once and cached in training; 0 = all", 2)
     finetune: str = _h("lora | full | none: how the backbone's top train_layers are trained (none: frozen "
-                       "encoders, only the attention and heads learn)", "lora")
+                       "encoders, only the attention and heads learn: the default, see models/epitome/README.md)",
+                       "none")
     lora_r: int = _h("LoRA rank when finetune=lora", 16)
     lora_alpha: int = _h("LoRA alpha", 32)
     pooling: str = _h("cls (paper) | cls_mean: [CLS] and the masked mean of the context-aware response", "cls_mean")

@@ -284,19 +284,28 @@ def token_labels(offsets: torch.Tensor, mask: torch.Tensor, spans: list[dict], m
     return out.masked_fill(~real[:, None, :], -100)
 
 
-def token_spans(offsets, keep: list[bool], text: str) -> list[str]:
-    """Merge kept tokens into contiguous character spans (tokens separated only by whitespace
-    join) and return them as substrings of ``text``."""
+def token_spans(offsets, keep: list[bool], text: str, max_gap: int = 0) -> list[str]:
+    """Merge kept tokens into character spans and return them as substrings of ``text``.
+
+    Tokens separated only by whitespace join; with ``max_gap`` a run of up to that many unkept
+    tokens between two kept ones is filled (the token head often skips a word inside a phrase).
+    Spans without a letter or digit (a lone ".") are dropped.
+    """
     spans: list[list[int]] = []
+    gap = None  # unkept real tokens since the last kept one
     for (s, e), k in zip(offsets, keep):
         s, e = int(s), int(e)
-        if not k or e <= s:
+        if e <= s:
             continue
-        if spans and not text[spans[-1][1]:s].strip():
+        if not k:
+            gap = None if gap is None else gap + 1
+            continue
+        if spans and (not text[spans[-1][1]:s].strip() or (gap is not None and gap <= max_gap)):
             spans[-1][1] = e
         else:
             spans.append([s, e])
-    return [text[s:e] for s, e in spans]
+        gap = 0
+    return [text[s:e] for s, e in spans if any(c.isalnum() for c in text[s:e])]
 
 
 @torch.no_grad()

@@ -265,6 +265,9 @@ def train(cfg: EpitomeConfig, out_dir: str | Path, data_dir=None, encoder_factor
             best, bad = dev["mean"], 0
             best_state = {k: v.detach().clone().cpu() for k, v in model.trainable_state().items()}
             best_epoch = epoch
+            # Saved as it improves, so an interrupted run still leaves its best epoch behind.
+            model.save(out_dir, extra={"training": {"best_epoch": epoch, "best_dev_macro_f1": round(best, 4),
+                                                    "history": history, "complete": False}})
         else:
             bad += 1
             if bad >= cfg.patience:

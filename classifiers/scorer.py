@@ -34,9 +34,10 @@ class EmpathyScorer:
     probability 1 on level 0 (so ``total`` is always comparable in range).
     """
 
-    def __init__(self, model, threshold: float = 0.5):
+    def __init__(self, model, threshold: float = 0.5, max_gap: int = 2):
         self.model = model
         self.threshold = threshold  # p(rationale token) above which a token is part of a span
+        self.max_gap = max_gap  # unkept tokens filled between two kept ones when forming spans
 
     @classmethod
     def load(cls, path: str | None = None, device: str | None = None) -> "EmpathyScorer":
@@ -78,7 +79,7 @@ class EmpathyScorer:
                 levels[m] = int(p.argmax())
                 if rationales and levels[m] > 0:
                     keep = ((raw["token_probs"][i][j] > self.threshold) & raw["mask"][i]).tolist()
-                    spans[m] = token_spans(raw["offsets"][i].tolist(), keep, text or "")
+                    spans[m] = token_spans(raw["offsets"][i].tolist(), keep, text or "", self.max_gap)
             expected = sum(float(raw["probs"][i, j] @ _LEVELS) for j in range(len(mechs)))
             results.append(EmpathyResult(levels, sum(levels.values()), probs, expected,
                                          spans if rationales else {m: [] for m in MECHANISMS}))

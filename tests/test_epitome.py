@@ -64,6 +64,9 @@ def test_token_spans_merge_adjacent_tokens_into_substrings():
     offsets = [(0, 0), (0, 1), (1, 2), (2, 3), (4, 6), (7, 12), (12, 13), (14, 18), (19, 27), (27, 28), (0, 0)]
     keep = [False, False, False, False, True, True, True, False, True, True, False]
     assert token_spans(offsets, keep, text) == ["so sorry.", "happened?"]
+    assert token_spans(offsets, keep, text, max_gap=1) == ["so sorry. What happened?"]
+    lone = [False] * 6 + [True] + [False] * 4  # only the "." is kept: no span
+    assert token_spans(offsets, lone, text) == []
 
 
 # ---------------------------------------------------------------------------- metrics
@@ -225,3 +228,19 @@ def test_shipped_model_behaviour():
     assert res[2].total == 0
     assert res[0].rationales["ER"] and all(s in "I'm so sorry for your loss. That must be incredibly painful."
                                            for s in res[0].rationales["ER"])
+
+
+@pytest.mark.slow
+def test_classifier_stage_trains_once_into_run_dir(tmp_path, data_dir):
+    from partner.config import load_config
+    from partner.stages.classifier import run
+
+    cfg = load_config(None, [f"run_dir={tmp_path}", f"data_dir={data_dir}", "classifier.backbone=tiny-bert",
+                             "classifier.max_len=8", "classifier.epochs=1", "classifier.batch_size=512",
+                             "classifier.finetune=none"])
+    out = run(cfg, force=False)
+    assert out == tmp_path / "classifier" and (out / ".complete").exists()
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["config"]["backbone"] == "tiny-bert" and meta["training"]["train_pairs"] > 2000
+    stamp = (out / "model.safetensors").stat().st_mtime_ns
+    assert run(cfg, force=False) == out and (out / "model.safetensors").stat().st_mtime_ns == stamp  # skipped
