@@ -256,6 +256,9 @@ def train(cfg, out_dir: str | Path, data_dir=None, split_seed: int = 13, device:
     out.mkdir(parents=True, exist_ok=True)
     if cfg.finetune == "lora":
         encoder.save_pretrained(str(out / "adapter"))
+        from .reverse import tidy_adapter
+
+        tidy_adapter(out / "adapter", cfg.backbone)
     else:
         encoder.save_pretrained(str(out / "encoder"))
         tok.save_pretrained(str(out / "encoder"))

@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 FORWARD_LABELS = ("Post:", "Reply:")   # p→(R | S): context = seeker post, target = response
 REVERSE_LABELS = ("Reply:", "Post:")   # p←(S | R): context = response, target = seeker post
-LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",  # Llama
+                "c_attn", "c_proj", "c_fc"]  # GPT-2 / DialoGPT
 
 
 def default_path() -> Path:
@@ -112,6 +113,17 @@ def target_logprobs(model, encoded: list[tuple[list[int], int]], pad_id: int, ba
     return out
 
 
+def tidy_adapter(folder: Path, base_name: str) -> None:
+    """Name the base model by its registry name, not this machine's path, and drop peft's empty card."""
+    import json as _json
+
+    cfg_file = folder / "adapter_config.json"
+    cfg = _json.loads(cfg_file.read_text())
+    cfg["base_model_name_or_path"] = base_name
+    cfg_file.write_text(_json.dumps(cfg, indent=2) + "\n")
+    (folder / "README.md").unlink(missing_ok=True)
+
+
 # --------------------------------------------------------------------------------------------
 # training
 
@@ -181,8 +193,13 @@ def train(cfg, backbone: str, out_dir: str | Path, data_dir=None, split_seed: in
     log.info("reverse: held-out perplexity of the untuned backbone %.2f (%.0f s)", ppl_base, time.time() - start)
 
     targets = [t for t in LORA_TARGETS if any(n.endswith(t) for n, _ in model.named_modules())] or "all-linear"
+    n_layers = model.config.num_hidden_layers
+    # LoRA in the top layers only: backpropagation then stops below them (about half the CPU cost
+    # of a step for a 30-layer model), and the reverse task is mostly about the output side.
+    layers = list(range(max(0, n_layers - cfg.lora_layers), n_layers)) if cfg.lora_layers else None
     model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, lora_dropout=0.05,
-                                             target_modules=targets, task_type="CAUSAL_LM"))
+                                             target_modules=targets, layers_to_transform=layers,
+                                             task_type="CAUSAL_LM"))
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
@@ -222,9 +239,10 @@ def train(cfg, backbone: str, out_dir: str | Path, data_dir=None, split_seed: in
     for p in params:  # fp16 on disk halves the shipped size; loading casts back to the base dtype
         p.data = p.data.half()
     model.save_pretrained(str(out / "adapter"))
+    tidy_adapter(out / "adapter", backbone)
     meta = {"backbone": backbone, "format": {"forward": list(FORWARD_LABELS), "reverse": list(REVERSE_LABELS)},
             "max_context": cfg.max_context, "max_target": cfg.max_target, "lora_r": cfg.lora_r,
-            "lora_targets": targets, "train_examples": len(train_set), "heldout_examples": len(held),
+            "lora_targets": targets, "lora_layers": layers, "train_examples": len(train_set), "heldout_examples": len(held),
             "epochs": cfg.epochs, "train_seconds": round(train_s, 1),
             "heldout_perplexity": {"untuned": round(ppl_base, 3), "tuned": round(ppl_tuned, 3)},
             "data": "EPITOME Reddit train split (dev held out), CounselChat and ESConv grouped-hash train "
