@@ -58,7 +58,7 @@ def rollouts(batch: int, round_: int):
         st = states[i % len(states)]
         sents = split_sentences(st["response_post"])
         window = sents[:2]
-        k = (i // len(states) + round_ * batch) % len(CANDIDATES)
+        k = (i // len(states) + 3 * round_) % len(CANDIDATES)  # new candidates every round
         cand = CANDIDATES[k]
         if i // len(states) == 3:  # one STOP per state
             edit, new = EditInfo("", window, None, "stop"), sents
@@ -85,7 +85,7 @@ def bench(make, repeats: int, batch: int) -> dict:
     for r in range(repeats):
         fn = make()
         fn(*rollouts(batch, 100 + r))  # warm-up: loads the models
-        for component in getattr(fn, "components", {fn.name: fn}).values():
+        for component in (fn.components.values() if hasattr(fn, "components") else [fn]):
             _clear(component)  # so "cold" is cold
         cold.append(timed(fn, rollouts(batch, 2 * r)))
         step.append(timed(fn, rollouts(batch, 2 * r + 1)))

@@ -219,6 +219,9 @@ def train(cfg, out_dir: str | Path, data_dir=None, split_seed: int = 13, device:
              {c: sum(p.corpus == c for p in train_pairs) for c in sorted({p.corpus for p in train_pairs})})
 
     encoder, head, tok = _build(cfg.backbone, cfg.finetune, cfg.lora_r)
+    # The starting point (frozen encoder, cosine-rule head) on the same held-out pairs: what training adds.
+    baseline = evaluate(CoherenceScorer(encoder, head, tok, cfg.max_len, device), held)
+    log.info("coherence held-out before training (cosine rule): %s", baseline["all"])
     encoder.to(device).train()
     head.to(device).train()
     params = [p for p in encoder.parameters() if p.requires_grad] + list(head.parameters())
@@ -266,7 +269,7 @@ def train(cfg, out_dir: str | Path, data_dir=None, split_seed: int = 13, device:
     meta = {"backbone": cfg.backbone, "max_len": cfg.max_len, "finetune": cfg.finetune, "lora_r": cfg.lora_r,
             "pooling": "mean", "pair_features": "[u+v, |u-v|, u*v]", "label": "softmax(logits)[1] = p(coherent)",
             "train_pairs": len(train_pairs), "heldout_pairs": len(held), "epochs": cfg.epochs,
-            "train_seconds": round(train_s, 1), "heldout": metrics,
+            "train_seconds": round(train_s, 1), "heldout": metrics, "heldout_untrained": baseline,
             "data": "EPITOME Reddit train split (dev held out), CounselChat and ESConv grouped-hash train "
                     "(dev held out); test parts unused"}
     from .jsonio import atomic_write_json

@@ -74,15 +74,16 @@ def encode_unconditional(tok, text: str, max_target: int = 128) -> tuple[list[in
     return [doc_start_id(tok)] + encode_target(tok, text, max_target, leading_space=False), 1
 
 
-def _pad(seqs: list[list[int]], pad_id: int):
+def _pad(seqs: list[list[int]], pad_id: int, left: bool = False):
     import torch
 
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     for i, s in enumerate(seqs):
-        ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[i, :len(s)] = 1
+        where = slice(width - len(s), width) if left else slice(0, len(s))
+        ids[i, where] = torch.tensor(s, dtype=torch.long)
+        mask[i, where] = 1
     return ids, mask
 
 
@@ -90,9 +91,11 @@ def target_logprobs(model, encoded: list[tuple[list[int], int]], pad_id: int, ba
                     device=None) -> list[tuple[float, int]]:
     """(sum of log p over target tokens, number of target tokens) per sequence; no gradients.
 
-    Right padding with an attention mask (padding never enters the loss or the attention of real
-    tokens); sequences are batched by length so padding costs little, and results come back in
-    input order.
+    Left padding with an attention mask and explicit position ids, so padding changes nothing
+    (every sequence sees positions 0.. and never attends to a pad); every target then ends at the
+    last column, so the LM head and softmax run only over the last ``max target length`` positions
+    (``logits_to_keep``) instead of the whole prompt. Sequences are batched by length so padding
+    costs little, and results come back in input order.
     """
     import torch
 
@@ -102,25 +105,28 @@ def target_logprobs(model, encoded: list[tuple[list[int], int]], pad_id: int, ba
     with torch.no_grad():
         for b in range(0, len(order), batch_size):
             idx = order[b:b + batch_size]
-            ids, mask = _pad([encoded[i][0] for i in idx], pad_id)
-            ids, mask = ids.to(device), mask.to(device)
-            logits = model(input_ids=ids, attention_mask=mask).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+            ids, mask = _pad([encoded[i][0] for i in idx], pad_id, left=True)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            keep = max(len(encoded[i][0]) - encoded[i][1] for i in idx) + 1
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                           position_ids=positions.to(device), logits_to_keep=keep).logits
             for row, i in enumerate(idx):
                 seq, n_prompt = encoded[i]
-                tgt = logp[row, n_prompt - 1:len(seq) - 1]
-                out[i] = (float(tgt.sum()), len(seq) - n_prompt)
+                t = len(seq) - n_prompt  # logits column keep-1-t predicts the first target token
+                logp = torch.log_softmax(logits[row, keep - 1 - t:keep - 1].float(), dim=-1)
+                tgt = torch.tensor(seq[n_prompt:], device=logp.device)
+                out[i] = (float(logp.gather(-1, tgt.unsqueeze(-1)).sum()), t)
     return out
 
 
 def tidy_adapter(folder: Path, base_name: str) -> None:
     """Name the base model by its registry name, not this machine's path, and drop peft's empty card."""
-    import json as _json
+    import json
 
     cfg_file = folder / "adapter_config.json"
-    cfg = _json.loads(cfg_file.read_text())
+    cfg = json.loads(cfg_file.read_text())
     cfg["base_model_name_or_path"] = base_name
-    cfg_file.write_text(_json.dumps(cfg, indent=2) + "\n")
+    cfg_file.write_text(json.dumps(cfg, indent=2) + "\n")
     (folder / "README.md").unlink(missing_ok=True)
 
 
