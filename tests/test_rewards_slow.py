@@ -76,6 +76,9 @@ def test_response_under_its_own_post_has_higher_mi(lm):
     other = mi([seekers[(i + 1) % n] for i in range(n)], responses, responses)
     for a, b in zip(own, other):
         assert a > b
+    # left padding with position ids: a sample's score does not depend on its (longer) neighbours
+    alone = MutualInformationReward(lm, lm, lambda_mi=0.5)(seekers[1:2], responses[1:2], responses[1:2])
+    assert alone[0] == pytest.approx(own[1], abs=1e-4)
 
 
 def test_clearly_empathic_sentence_raises_empathy():
