@@ -230,17 +230,27 @@ def test_shipped_model_behaviour():
                                            for s in res[0].rationales["ER"])
 
 
-@pytest.mark.slow
-def test_classifier_stage_trains_once_into_run_dir(tmp_path, data_dir):
+def test_classifier_stage_trains_once_into_run_dir(tmp_path, data_dir, monkeypatch):
+    import classifiers.epitome_train as et
     from partner.config import load_config
     from partner.stages.classifier import run
 
+    real_splits = et.splits
+    seen = {}
+
+    def small_splits(cfg, data_dir=None):  # the real loader and split, a slice of each for speed
+        seen["data_dir"] = data_dir
+        return {k: v[:40] for k, v in real_splits(cfg, data_dir).items()}
+
+    monkeypatch.setattr(et, "splits", small_splits)
+
     cfg = load_config(None, [f"run_dir={tmp_path}", f"data_dir={data_dir}", "classifier.backbone=tiny-bert",
-                             "classifier.max_len=8", "classifier.epochs=1", "classifier.batch_size=512",
+                             "classifier.max_len=16", "classifier.epochs=1", "classifier.batch_size=20",
                              "classifier.finetune=none"])
     out = run(cfg, force=False)
     assert out == tmp_path / "classifier" and (out / ".complete").exists()
     meta = json.loads((out / "config.json").read_text())
-    assert meta["config"]["backbone"] == "tiny-bert" and meta["training"]["train_pairs"] > 2000
+    assert meta["config"]["backbone"] == "tiny-bert" and meta["training"]["train_pairs"] == 40
+    assert seen["data_dir"] == data_dir
     stamp = (out / "model.safetensors").stat().st_mtime_ns
     assert run(cfg, force=False) == out and (out / "model.safetensors").stat().st_mtime_ns == stamp  # skipped
