@@ -60,7 +60,14 @@ class EmpathyScorer:
 
         if len(seekers) != len(responses):
             raise ValueError(f"{len(seekers)} seeker posts but {len(responses)} responses")
-        return run_model(self.model, list(seekers), list(responses), batch_size, spans=spans, progress=progress)
+        raw = run_model(self.model, list(seekers), list(responses), batch_size, spans=spans, progress=progress)
+        # An empty response communicates nothing: level 0 by definition, whatever the heads say
+        # about a bare [CLS] [SEP].
+        for i, text in enumerate(responses):
+            if not (text or "").strip():
+                raw["probs"][i] = 0.0
+                raw["probs"][i, :, 0] = 1.0
+        return raw
 
     def score(self, seekers: list[str], responses: list[str], batch_size: int = 32,
               rationales: bool = True, progress: bool = False) -> list[EmpathyResult]:

@@ -187,6 +187,7 @@ def test_scorer_api(tiny_model_dir):
         assert all(span in text for spans in r.rationales.values() for span in spans)
         j = r.to_json()
         assert set(j) == {"ER", "IP", "EX", "total", "probs", "rationales"}
+    assert res[1].total == 0 and res[1].probs["ER"] == [1.0, 0.0, 0.0]  # empty response: level 0
     lv = scorer.level_tensor(seekers, responses)
     assert lv.shape == (3, 3) and lv.dtype == torch.float32
     assert lv.tolist() == [[float(r.levels[m]) for m in ("ER", "IP", "EX")] for r in res]
