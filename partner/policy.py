@@ -240,6 +240,8 @@ class PartnerPolicy(nn.Module):
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         if self.finetune == "lora":
+            # name the registry backbone, not this machine's cache folder
+            self.model.peft_config["default"].base_model_name_or_path = self.backbone
             self.model.save_pretrained(str(out))
             if half:
                 f = out / "adapter_model.safetensors"

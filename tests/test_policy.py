@@ -138,3 +138,21 @@ def test_smollm2_policy_logps_match():
     lp_pos, lp_sent = pol.log_prob(seekers, windows, acts.positions, acts.sentence_ids)
     assert torch.allclose(lp_sent, acts.logp_sentence, atol=2e-3)
     assert all(s.strip() for s in acts.sentences)
+
+
+@pytest.mark.slow
+def test_shipped_policy_rewrites():
+    from partner.config import SHIPPED_MODELS
+    from partner.episode import rewrite_one_batch
+
+    if not (SHIPPED_MODELS / "policy" / "policy_config.json").exists():
+        pytest.skip("no shipped policy in models/policy")
+    pol = PartnerPolicy.load()
+    assert pol.finetune == "merged" and pol.k == 2
+    (text, edits), = rewrite_one_batch(pol, ["My dog died yesterday and I can't stop crying."],
+                                       ["Get another dog."], sample=False)
+    assert len(edits) <= pol.cfg.max_edits
+    if not any(e.action == "replace" for e in edits):
+        assert "Get another dog." in text
+    if edits:
+        assert text != "Get another dog." and all(e.sentence in text for e in edits)
