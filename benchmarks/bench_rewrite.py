@@ -67,7 +67,7 @@ def load_policy(model: str | None, cfg):
     policy = PartnerPolicy.load(cfg.backbone, cfg=cfg, device="cpu")
     with torch.no_grad():
         policy.head.bias[E.stop_class(policy.k)] = -1e4  # never stop: a fixed, full workload
-    return policy, f"untrained {cfg.backbone} with STOP masked (every episode writes {cfg.max_edits} sentences)"
+    return policy, f"untrained {cfg.backbone} with STOP masked (every episode edits until max_edits={cfg.max_edits} or the end of the response)"
 
 
 class NaiveActor:
