@@ -63,11 +63,13 @@ def load_policy(model: str | None, cfg):
 
     path = Path(model) if model else SHIPPED_MODELS / "policy"
     if (path / "policy_config.json").exists():
-        return PartnerPolicy.load(str(path), cfg=cfg, device="cpu"), f"trained policy {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}"
+        where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        return PartnerPolicy.load(str(path), cfg=cfg, device="cpu"), f"trained policy {where}"
     policy = PartnerPolicy.load(cfg.backbone, cfg=cfg, device="cpu")
     with torch.no_grad():
         policy.head.bias[E.stop_class(policy.k)] = -1e4  # never stop: a fixed, full workload
-    return policy, f"untrained {cfg.backbone} with STOP masked (every episode edits until max_edits={cfg.max_edits} or the end of the response)"
+    return policy, (f"untrained {cfg.backbone} with STOP masked (every episode edits until "
+                    f"max_edits={cfg.max_edits} or the end of the response)")
 
 
 class NaiveActor:
