@@ -68,3 +68,7 @@ def _main(args: argparse.Namespace) -> int:
 
 def main(argv=None) -> int:
     return run(_main, build_parser(), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
