@@ -198,6 +198,21 @@ def policy_path(method: str, model: str | None = None) -> Path:
     return SHIPPED_MODELS / "policy"
 
 
+def _trained_context(path: Path, policy_cfg):
+    """Use the context length the policy was trained with (policy_config.json), if it says."""
+    import dataclasses
+    import json
+
+    meta_file = path / "policy_config.json"
+    if not meta_file.exists():
+        return policy_cfg
+    trained = json.loads(meta_file.read_text()).get("max_context_tokens")
+    if trained and int(trained) != int(policy_cfg.max_context_tokens):
+        log.info("using max_context_tokens=%s, as the policy at %s was trained", trained, path)
+        return dataclasses.replace(policy_cfg, max_context_tokens=int(trained))
+    return policy_cfg
+
+
 class PolicyRewriter(Rewriter):
     """The trained PARTNER policy: the documented multi-step episode of partner.episode."""
 
@@ -214,6 +229,7 @@ class PolicyRewriter(Rewriter):
                 f"--method {method} is not available yet: no trained policy at {path}. Train one "
                 f"(partner-train warmstart / rl) and pass --model, or use a baseline: "
                 f"--method identity|template|retrieval|zeroshot")
+        policy_cfg = _trained_context(path, policy_cfg)
         self.name, self.path, self.cfg, self.decoding = method, path, policy_cfg, decoding
         self._episode = rewrite_one_batch
         self.policy = PartnerPolicy.load(str(path), cfg=policy_cfg, device=device)

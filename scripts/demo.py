@@ -33,8 +33,15 @@ def rewrite(method: str | None, scorer: str | None, out: Path) -> subprocess.Com
     if scorer:
         cmd += ["--scorer", scorer]
     print("$", " ".join(Path(c).name if i == 0 else c for i, c in enumerate(cmd)), flush=True)
-    # stderr (progress bar, log) goes to the terminal; only errors need reading back
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # stderr (progress bar, log) is shown as it comes, and kept for the error message
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for chunk in iter(lambda: proc.stderr.read(256), ""):
+        sys.stderr.write(chunk)
+        sys.stderr.flush()
+        seen.append(chunk)
+    out = proc.stdout.read()
+    return subprocess.CompletedProcess(cmd, proc.wait(), out, "".join(seen))
 
 
 def table(rows: list[dict]) -> str:
@@ -61,7 +68,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
     from classifiers import corpora
     from partner.config import SHIPPED_MODELS
 
