@@ -87,6 +87,15 @@ class RewriteConfig:
     decoding: str = _h("greedy | sample: how candidate sentences are decoded at inference", "greedy")
     seed: int = _h("seed (makes sampling deterministic)", 0)
     template: str = _h("the template baseline's sentence", "That must be really hard for you.")
+    insert_at: str = _h("start | end: where template, retrieval and zeroshot insert their sentence", "start")
+    scorer: str = _h("empathy classifier folder for the before/after scores (empty = the shipped models/epitome; "
+                     "'none' = skip scoring)", "")
+    retrieval_embedder: str = _h("sentence embedder of the retrieval index and of specificity", "minilm")
+    retrieval_min_words: int = _h("shortest sentence kept in the retrieval index (words)", 4)
+    retrieval_max_words: int = _h("longest sentence kept in the retrieval index (words)", 30)
+    zeroshot_backbone: str = _h("instruction-tuned LM of the zeroshot baseline (empty = policy.backbone)", "")
+    zeroshot_max_new_tokens: int = _h("length cap of the zeroshot sentence", 40)
+    max_input_tokens: int = _h("tokens kept of the seeker post and of the response, each, in zeroshot prompts", 192)
 
 
 @dataclass
@@ -101,15 +110,6 @@ class PartnerConfig:
     rewards: RewardConfig = _h("reward stack", factory=RewardConfig)
     policy: PolicyConfig = _h("rewriting policy", factory=PolicyConfig)
     warmstart: WarmStartConfig = _h("supervised warm start", factory=WarmStartConfig)
-    insert_at: str = _h("start | end: where template, retrieval and zeroshot insert their sentence", "start")
-    scorer: str = _h("empathy classifier folder for the before/after scores (empty = the shipped models/epitome; "
-                     "'none' = skip scoring)", "")
-    retrieval_embedder: str = _h("sentence embedder of the retrieval index and of specificity", "minilm")
-    retrieval_min_words: int = _h("shortest sentence kept in the retrieval index (words)", 4)
-    retrieval_max_words: int = _h("longest sentence kept in the retrieval index (words)", 30)
-    zeroshot_backbone: str = _h("instruction-tuned LM of the zeroshot baseline (empty = policy.backbone)", "")
-    zeroshot_max_new_tokens: int = _h("length cap of the zeroshot sentence", 40)
-    max_input_tokens: int = _h("tokens kept of the seeker post and of the response, each, in zeroshot prompts", 192)
     rl: RLConfig = _h("policy-gradient training", factory=RLConfig)
     rewrite: RewriteConfig = _h("rewriting and baselines", factory=RewriteConfig)
 
