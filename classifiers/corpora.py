@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import logging
 import os
 import re
@@ -17,7 +16,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .jsonio import DataError
+from .jsonio import DataError, iter_json_objects
 
 log = logging.getLogger(__name__)
 
@@ -211,22 +210,13 @@ class Pair:
 
 def load_esconv(path: str | os.PathLike | None = None) -> list[Pair]:
     path = Path(path) if path else default_data_dir() / "esconv" / "esconv-dev-pairs.jsonl"
-    if not path.exists():
-        raise DataError(path, None, None, "file not found")
     out = []
-    with open(path, encoding="utf-8") as fh:
-        for n, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DataError(path, n, None, f"not valid JSON ({exc.msg})") from None
-            for col in ("id", "seeker_post", "response_post"):
-                if not isinstance(obj.get(col), str):
-                    raise DataError(path, n, col, "is missing or not a string")
-            out.append(Pair(obj["id"], obj["seeker_post"], obj["response_post"],
-                            {k: v for k, v in obj.items() if k not in ("id", "seeker_post", "response_post")}))
+    for n, obj in iter_json_objects(path):
+        for col in ("id", "seeker_post", "response_post"):
+            if not isinstance(obj.get(col), str):
+                raise DataError(path, n, col, "is missing or not a string")
+        out.append(Pair(obj["id"], obj["seeker_post"], obj["response_post"],
+                        {k: v for k, v in obj.items() if k not in ("id", "seeker_post", "response_post")}))
     return out
 
 

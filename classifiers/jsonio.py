@@ -38,6 +38,25 @@ class Row:
     error: DataError | None = None
 
 
+def iter_json_objects(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line; DataError at the first line that is not a
+    JSON object. For files that must be well-formed as a whole (corpora, our own outputs)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, None, None, "file not found")
+    with open(path, encoding="utf-8") as fh:
+        for n, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise DataError(path, n, None, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(obj, dict):
+                raise DataError(path, n, None, f"expected a JSON object, got {type(obj).__name__}")
+            yield n, obj
+
+
 def read_jsonl(path: str | os.PathLike, required: tuple[str, ...] = ("seeker_post", "response_post"),
                strict: bool = False) -> Iterator[Row]:
     """Yield a Row for every non-blank line of a JSONL file.

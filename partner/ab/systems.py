@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from classifiers.jsonio import DataError
+from classifiers.jsonio import DataError, iter_json_objects
 
 log = logging.getLogger(__name__)
 
@@ -70,29 +70,20 @@ def read_rewrites(path: str | Path) -> list[Record]:
     """Parse one partner-rewrite output; malformed lines are errors (not error records)."""
     path = Path(path)
     records = []
-    with open(path, encoding="utf-8") as fh:
-        for n, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                data = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DataError(path, n, None, f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
-            if not isinstance(data, dict):
-                raise DataError(path, n, None, f"expected a JSON object, got {type(data).__name__}")
-            rec = Record(n, data)
-            if rec.is_error:
-                if "error" not in data:
-                    raise DataError(path, n, "rewritten_response", "is missing (and this is not an error record "
-                                    "with an 'error' field): is this a partner-rewrite output?")
-            else:
-                for f in ("seeker_post", "response_post", "rewritten_response"):
-                    if not isinstance(data.get(f), str):
-                        raise DataError(path, n, f, "is missing" if f not in data else
-                                        f"must be a string, got {type(data[f]).__name__}")
-            if data.get("id") is not None and not isinstance(data["id"], (str, int)):
-                raise DataError(path, n, "id", f"must be a string or integer, got {type(data['id']).__name__}")
-            records.append(rec)
+    for n, data in iter_json_objects(path):
+        rec = Record(n, data)
+        if rec.is_error:
+            if "error" not in data:
+                raise DataError(path, n, "rewritten_response", "is missing (and this is not an error record "
+                                "with an 'error' field): is this a partner-rewrite output?")
+        else:
+            for f in ("seeker_post", "response_post", "rewritten_response"):
+                if not isinstance(data.get(f), str):
+                    raise DataError(path, n, f, "is missing" if f not in data else
+                                    f"must be a string, got {type(data[f]).__name__}")
+        if data.get("id") is not None and not isinstance(data["id"], (str, int)):
+            raise DataError(path, n, "id", f"must be a string or integer, got {type(data['id']).__name__}")
+        records.append(rec)
     if not records:
         raise DataError(path, None, None, "is empty")
     return records
