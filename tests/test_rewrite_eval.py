@@ -98,3 +98,17 @@ def test_eval_rejects_a_file_that_is_not_a_rewrite_output(tmp_path):
     proc = subprocess.run([str(BIN / "partner-eval"), "rewrites", str(bad), "--out", str(tmp_path / "o")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "rewritten_response" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_files_scored_by_different_classifiers_are_rescored(outputs, tmp_path, monkeypatch):
+    # Change the 'before' score of one file as an older classifier would have.
+    ident = outputs[0]
+    rows = [json.loads(x) for x in ident.read_text().splitlines()]
+    rows[0]["empathy"]["before"]["total"] += 1
+    ident.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert ev.scored_with_different_classifiers(outputs) == 1
+    scorer = FakeScorer()
+    monkeypatch.setattr(ev.Models, "empathy", lambda self: scorer)
+    report = run_eval(outputs, tmp_path / "eval", monkeypatch)
+    assert scorer.calls == [6, 6] and "re-scored" in report["notes"]["empathy"]
+    assert report["rows"][0]["empathy"]["overall"] == 0

@@ -116,7 +116,26 @@ class Models:
         return self._get("empathy classifier", load)
 
 
-def evaluate_file(path: Path, models: Models) -> dict:
+def scored_with_different_classifiers(files: list[Path]) -> int:
+    """How many input ids have different 'before' empathy scores in different files (0 = consistent).
+
+    The original response is the same in every file, so a disagreement means the files were scored
+    by different classifier versions and their empathy columns are not comparable.
+    """
+    seen: dict[str, int] = {}
+    clash: set[str] = set()
+    for f in files:
+        for r in read_rewrites(f)[0]:
+            emp = r.get("empathy")
+            if r.get("id") is None or not isinstance(emp, dict):
+                continue
+            key, total = f"{r['id']}\x00{r['response_post']}", int(emp["before"]["total"])
+            if seen.setdefault(key, total) != total:
+                clash.add(key)
+    return len(clash)
+
+
+def evaluate_file(path: Path, models: Models, rescore: bool = False) -> dict:
     from partner import metrics
 
     records, errors = read_rewrites(path)
@@ -132,7 +151,7 @@ def evaluate_file(path: Path, models: Models) -> dict:
 
     # empathy: the file's own scores, else the classifier here
     before = after = None
-    if all(isinstance(r.get("empathy"), dict) for r in records):
+    if not rescore and all(isinstance(r.get("empathy"), dict) for r in records):
         before = [int(r["empathy"]["before"]["total"]) for r in records]
         after = [int(r["empathy"]["after"]["total"]) for r in records]
         row["empathy_source"] = "file"
@@ -279,7 +298,12 @@ def main(args) -> int:
     out = Path(args.out) if args.out else files[0].parent / "eval-rewrites"
     out.mkdir(parents=True, exist_ok=True)
     models = Models(cfg)
-    rows = [evaluate_file(f, models) for f in files]
+    clash = scored_with_different_classifiers(files) if len(files) > 1 else 0
+    if clash:
+        models.notes["empathy"] = (f"the files disagree on the original's empathy for {clash} inputs (scored by "
+                                   "different classifier versions): every file was re-scored with the current one")
+        log.warning(models.notes["empathy"])
+    rows = [evaluate_file(f, models, rescore=bool(clash)) for f in files]
     report = {
         "rows": rows,
         "notes": models.notes,
