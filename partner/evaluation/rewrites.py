@@ -37,26 +37,19 @@ def git_commit() -> str:
 
 def read_rewrites(path: Path) -> tuple[list[dict], int]:
     """(rewritten records, number of error records) of a partner-rewrite output."""
-    from classifiers.jsonio import DataError
+    from classifiers.jsonio import DataError, iter_json_objects
 
     records, errors = [], 0
-    with open(path, encoding="utf-8") as fh:
-        for n, raw in enumerate(fh, start=1):
-            if not raw.strip():
+    for n, obj in iter_json_objects(path):
+        if "rewritten_response" not in obj:
+            if "error" in obj:
+                errors += 1
                 continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DataError(path, n, None, f"not valid JSON ({exc.msg})") from None
-            if "rewritten_response" not in obj:
-                if "error" in obj:
-                    errors += 1
-                    continue
-                raise DataError(path, n, "rewritten_response", "is missing: not a partner-rewrite output")
-            for field in ("seeker_post", "response_post"):
-                if not isinstance(obj.get(field), str):
-                    raise DataError(path, n, field, "is missing or not a string")
-            records.append(obj)
+            raise DataError(path, n, "rewritten_response", "is missing: not a partner-rewrite output")
+        for field in ("seeker_post", "response_post"):
+            if not isinstance(obj.get(field), str):
+                raise DataError(path, n, field, "is missing or not a string")
+        records.append(obj)
     return records, errors
 
 
