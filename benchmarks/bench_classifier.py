@@ -18,13 +18,13 @@ import logging
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from classifiers.provenance import git_commit, machine_info  # noqa: E402
 log = logging.getLogger("bench_classifier")
 
 
@@ -95,18 +95,12 @@ def main(argv=None) -> int:
     results["epitome_faithful"]["description"] = (f"three models (ER, IP, EX), each with its own seeker and "
                                                   f"response {cfg.backbone} encoder, as the released code")
     speedup = results["shipped"]["pairs_per_s"] / results["epitome_faithful"]["pairs_per_s"]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=ROOT, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+    commit = git_commit()
     report = {
         "benchmark": "classifier scoring throughput", "commit": commit, "pairs": args.pairs,
         "batch_size": args.batch_size, "repeats": args.repeats, "max_len": cfg.max_len, "data": source,
         "results": results, "speedup_shipped_vs_faithful": round(speedup, 2),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                    "load_average": os.getloadavg()},
+        "machine": machine_info(),
         "note": "CPU shared with other jobs while measuring: compare the two rows, not absolute rates across runs.",
     }
     out = Path(args.out)

@@ -25,13 +25,13 @@ import logging
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from classifiers.provenance import git_commit, machine_info  # noqa: E402
 log = logging.getLogger("bench_rewards")
 
 CANDIDATES = [
@@ -148,8 +148,7 @@ def main(argv=None) -> int:
     parts = [k for k in results if k != "stack"]
     summed = {k: round(sum(results[c][k] for c in parts), 3) for k in ("cold_s", "step_s")}
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()
+    commit = git_commit()
     out = {
         "benchmark": "reward stack, seconds per batch of rollouts (CPU)",
         "batch": args.batch,
@@ -159,9 +158,7 @@ def main(argv=None) -> int:
         "results": results,
         "sum_of_components": summed,
         "notes": notes,
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-                    "load_avg_1m": round(os.getloadavg()[0], 2)},
+        "machine": machine_info(),
         "commit": commit,
     }
     res = Path(args.out)

@@ -29,13 +29,13 @@ import argparse
 import logging
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from classifiers.provenance import git_commit, machine_info  # noqa: E402
 log = logging.getLogger("bench_rewrite")
 
 
@@ -114,12 +114,6 @@ class NaiveActor:
                            torch.stack(logp_sent), None)
 
 
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main(argv=None) -> int:
@@ -177,8 +171,7 @@ def main(argv=None) -> int:
                   "forward_passes": naive_actor.forwards},
         "speedup": round((len(seekers) / t_batched) / (n_naive / t_naive), 2),
         "same_output_share": round(agree, 3),
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-                    "torch_threads": torch.get_num_threads(),
+        "machine": {**machine_info(),
                     "load_average_before_after": [round(load_before[0], 2), round(load_after[0], 2)]},
         "commit": git_commit(),
     }

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import statistics
-import subprocess
+from classifiers.provenance import git_commit
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -27,12 +27,6 @@ LEVEL_KEYS = ("accuracy", "macro_f1", "mcc", "macro_f1_per_batch")
 RAT_KEYS = ("t_f1", "iou_f1", "t_f1_released", "iou_f1_released")
 
 
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def load_config(args):

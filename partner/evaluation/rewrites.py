@@ -19,20 +19,13 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
-import subprocess
+from classifiers.provenance import git_commit, machine_info
 from collections import Counter
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def read_rewrites(path: Path) -> tuple[list[dict], int]:
@@ -278,7 +271,6 @@ def plots(rows: list[dict], out: Path) -> list[Path]:
 
 
 def main(args) -> int:
-    import torch
 
     from classifiers.jsonio import atomic_write_json, atomic_write_text
     from partner.config import DEFAULT_CONFIG, load_config
@@ -302,8 +294,7 @@ def main(args) -> int:
         "notes": models.notes,
         "reference_lm": cfg.rewards.reference_lm or cfg.policy.backbone,
         "embedder": cfg.rewrite.retrieval_embedder,
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "torch": torch.__version__, "cpu_count": __import__("os").cpu_count()},
+        "machine": machine_info(),
         "commit": git_commit(),
     }
     atomic_write_json(out / "rewrites.json", report)
