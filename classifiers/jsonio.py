@@ -31,7 +31,8 @@ class DataError(ValueError):
 
 @dataclass
 class Row:
-    """One parsed JSONL line: its 1-based number, and the object or the error."""
+    """One parsed JSONL line: its 1-based number, the object (None when the line is not a JSON
+    object) and, for a bad line, the error."""
 
     line: int
     data: dict[str, Any] | None
@@ -88,7 +89,8 @@ def read_jsonl(path: str | os.PathLike, required: tuple[str, ...] = ("seeker_pos
             if err is not None:
                 if strict:
                     raise err
-                yield Row(n, None, err)
+                # keep a parsed object (a field error): its id goes into the error record
+                yield Row(n, data if isinstance(data, dict) else None, err)
             else:
                 yield Row(n, data)
 

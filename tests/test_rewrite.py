@@ -106,6 +106,7 @@ def test_bad_lines_become_error_records_and_the_run_goes_on(tmp_path):
     assert [g.get("line") for g in got] == [None, 2, 3, 4, 5, None]
     assert got[2]["field"] == "response_post" and "missing" in got[2]["error"]
     assert got[3]["field"] == "response_post" and "string" in got[3]["error"]
+    assert [g.get("id") for g in got] == ["a", None, "c", "d", None, "f"]  # a field error keeps its line's id
     assert got[0]["rewritten_response"] == got[5]["rewritten_response"] == "Sorry. r."
 
 
