@@ -16,8 +16,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import statistics
-from classifiers.provenance import git_commit
 from pathlib import Path
+
+from classifiers.provenance import git_commit
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,8 @@ RAT_KEYS = ("t_f1", "iou_f1", "t_f1_released", "iou_f1_released")
 
 
 def load_config(args):
-    from partner.config import DEFAULT_CONFIG, load_config as load
+    from partner.config import DEFAULT_CONFIG
+    from partner.config import load_config as load
 
     return load(getattr(args, "config", None) or DEFAULT_CONFIG, getattr(args, "overrides", None) or [])
 
@@ -74,7 +76,11 @@ def evaluate_model(scorer, test) -> dict:
 
 
 def baseline_rows(train, test) -> dict[str, dict]:
-    from classifiers.epitome_metrics import level_metrics, majority_baseline, tfidf_baseline
+    from classifiers.epitome_metrics import (
+        level_metrics,
+        majority_baseline,
+        tfidf_baseline,
+    )
 
     rows = {}
     for name, preds, has_rat in (("majority class", majority_baseline(train, test), True),
@@ -156,8 +162,8 @@ def markdown(report: dict) -> str:
 
 
 def main(args) -> int:
-    from classifiers.configuration import from_dict
     from classifiers.config import EpitomeConfig
+    from classifiers.configuration import from_dict
     from classifiers.jsonio import atomic_write_json, atomic_write_text
     from classifiers.scorer import EmpathyScorer
 

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import logging
-from classifiers.provenance import git_commit, machine_info
 from collections import Counter
 from pathlib import Path
+
+from classifiers.provenance import git_commit, machine_info
 
 log = logging.getLogger(__name__)
 
