@@ -40,7 +40,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -242,10 +244,15 @@ class PartnerPolicy(nn.Module):
         if self.finetune == "lora":
             # name the registry backbone, not this machine's cache folder
             self.model.peft_config["default"].base_model_name_or_path = self.backbone
-            self.model.save_pretrained(str(out))
-            if half:
-                f = out / "adapter_model.safetensors"
-                save_file({k: v.half().contiguous() for k, v in load_file(str(f)).items()}, str(f))
+            # PEFT also writes a README (an auto card naming this machine's cache path, and it would
+            # rewrite our model card): save into a scratch folder and keep only the adapter files
+            with tempfile.TemporaryDirectory(dir=out, prefix=".save-") as tmp:
+                self.model.save_pretrained(tmp)
+                f = Path(tmp) / "adapter_model.safetensors"
+                if half:
+                    save_file({k: v.half().contiguous() for k, v in load_file(str(f)).items()}, str(f))
+                for name in ("adapter_config.json", "adapter_model.safetensors"):
+                    os.replace(Path(tmp) / name, out / name)
         elif self.finetune == "full":
             self.model.save_pretrained(str(out / "model"))
             self.tokenizer.save_pretrained(str(out / "model"))

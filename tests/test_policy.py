@@ -99,7 +99,14 @@ def test_top_p_keeps_only_the_nucleus():
 
 
 def test_save_and_load_roundtrip(policy, tmp_path):
+    (tmp_path / "pol").mkdir()
+    (tmp_path / "pol" / "README.md").write_text("our model card\n")
     policy.save_pretrained(tmp_path / "pol")
+    # the card is ours, not PEFT's auto card; no scratch folder is left behind
+    assert (tmp_path / "pol" / "README.md").read_text() == "our model card\n"
+    assert sorted(p.name for p in (tmp_path / "pol").iterdir()) == [
+        "README.md", "adapter_config.json", "adapter_model.safetensors", "policy_config.json",
+        "position_head.safetensors"]
     loaded = PartnerPolicy.load(str(tmp_path / "pol"), policy.cfg)
     pos = torch.tensor([0, 0, 1, 5])
     ids = [torch.tensor([40, 716, 13])] * 4
