@@ -186,7 +186,8 @@ def main(argv=None) -> int:
           f"| naive per-example loop, no KV cache | {n_naive} | {t_naive:.1f} | {n_naive / t_naive:.4f} |\n\n"
           f"Speed-up: **{result['speedup']:.1f}x**. Identical rewrites from both paths on the {n_naive} pairs both "
           f"rewrote: {agree:.0%}.\n\n"
-          f"Machine: {platform.platform()}, {os.cpu_count()} CPUs (shared with other jobs; 1-min load average "
+          f"Machine: {platform.platform()}, {os.cpu_count()} CPUs (1-min load average, above the CPU count "
+          "when other jobs shared them: "
           f"{load_before[0]:.1f} before, {load_after[0]:.1f} after), torch {torch.__version__}, commit "
           f"{result['commit']}.\n")
     atomic_write_text(out.with_suffix(".md"), md)
