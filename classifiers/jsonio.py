@@ -45,6 +45,15 @@ def iter_json_objects(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, 
     path = Path(path)
     if not path.exists():
         raise DataError(path, None, None, "file not found")
+    for n, obj, err in _object_lines(path):
+        if err is not None:
+            raise err
+        yield n, obj
+
+
+def _object_lines(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, DataError | None]]:
+    """(line number, object, None) for every non-blank line that is a JSON object, else
+    (line number, None, the DataError): the one JSONL parse loop the readers below share."""
     with open(path, encoding="utf-8") as fh:
         for n, raw in enumerate(fh, start=1):
             if not raw.strip():
@@ -52,10 +61,12 @@ def iter_json_objects(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, 
             try:
                 obj = json.loads(raw)
             except json.JSONDecodeError as exc:
-                raise DataError(path, n, None, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+                yield n, None, DataError(path, n, None, f"not valid JSON ({exc.msg} at column {exc.colno})")
+                continue
             if not isinstance(obj, dict):
-                raise DataError(path, n, None, f"expected a JSON object, got {type(obj).__name__}")
-            yield n, obj
+                yield n, None, DataError(path, n, None, f"expected a JSON object, got {type(obj).__name__}")
+                continue
+            yield n, obj, None
 
 
 def read_jsonl(path: str | os.PathLike, required: tuple[str, ...] = ("seeker_post", "response_post"),
@@ -66,33 +77,19 @@ def read_jsonl(path: str | os.PathLike, required: tuple[str, ...] = ("seeker_pos
     (or raise it, with ``strict``). Extra fields pass through untouched.
     """
     path = Path(path)
-    with open(path, encoding="utf-8") as fh:
-        for n, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            err = None
-            data = None
-            try:
-                data = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                err = DataError(path, n, None, f"not valid JSON ({exc.msg} at column {exc.colno})")
-            if err is None and not isinstance(data, dict):
-                err = DataError(path, n, None, f"expected a JSON object, got {type(data).__name__}")
-            if err is None:
-                for field in required:
-                    if field not in data:
-                        err = DataError(path, n, field, "is missing")
-                        break
-                    if not isinstance(data[field], str):
-                        err = DataError(path, n, field, f"must be a string, got {type(data[field]).__name__}")
-                        break
-            if err is not None:
-                if strict:
-                    raise err
-                # keep a parsed object (a field error): its id goes into the error record
-                yield Row(n, data if isinstance(data, dict) else None, err)
-            else:
-                yield Row(n, data)
+    for n, data, err in _object_lines(path):
+        if err is None:
+            for field in required:
+                if field not in data:
+                    err = DataError(path, n, field, "is missing")
+                    break
+                if not isinstance(data[field], str):
+                    err = DataError(path, n, field, f"must be a string, got {type(data[field]).__name__}")
+                    break
+        if err is not None and strict:
+            raise err
+        # a field error keeps its parsed object: its id goes into the error record
+        yield Row(n, data, err)
 
 
 def _key(obj: dict[str, Any] | None, line: int) -> str:
@@ -113,24 +110,19 @@ def completed_prefix(out_path: str | os.PathLike, rows: list[Row]) -> int:
         return 0
     truncate_torn_tail(path)
     k = 0
-    with open(path, encoding="utf-8") as fh:
-        for n, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DataError(path, n, None, f"existing output is not JSONL ({exc.msg}); move it away or pass "
-                                "--overwrite") from exc
-            if k >= len(rows):
-                raise DataError(path, n, None, "existing output has more lines than the input; pass --overwrite")
-            row = rows[k]
-            want = _key(row.data, row.line) if row.data is not None else None
-            got = obj.get("id")
-            if want is not None and row.data.get("id") is not None and str(got) != want:
-                raise DataError(path, n, "id", f"existing output has id {got!r} where the input has {want!r}: it "
-                                "belongs to another input; pass --overwrite or another -o")
-            k += 1
+    for n, obj, err in _object_lines(path):
+        if err is not None:
+            raise DataError(path, n, None, f"existing output is not JSONL ({err.message}); move it away or pass "
+                            "--overwrite")
+        if k >= len(rows):
+            raise DataError(path, n, None, "existing output has more lines than the input; pass --overwrite")
+        row = rows[k]
+        want = _key(row.data, row.line) if row.data is not None else None
+        got = obj.get("id")
+        if want is not None and row.data.get("id") is not None and str(got) != want:
+            raise DataError(path, n, "id", f"existing output has id {got!r} where the input has {want!r}: it "
+                            "belongs to another input; pass --overwrite or another -o")
+        k += 1
     return k
 
 
