@@ -110,6 +110,44 @@ def empathy_change_by_level(before: Sequence[int], after: Sequence[int]) -> dict
     return {"overall": mean(deltas), "n": len(deltas), "by_level": by_level}
 
 
+def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float] | None:
+    """Percentile bootstrap confidence interval of the mean (None for an empty sample); seeded."""
+    import numpy as np
+
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return None
+    idx = np.random.default_rng(seed).integers(0, x.size, size=(n_boot, x.size))
+    means = x[idx].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def paired_comparison(a: Sequence[float], b: Sequence[float], n_boot: int = 2000, n_perm: int = 10000,
+                      seed: int = 0) -> dict:
+    """Paired comparison of two methods scored on the same inputs, item by item: ``a - b``.
+
+    Returns the mean difference with its bootstrap 95 % CI, a two-sided sign-flip permutation p-value
+    (the null: each item's difference is as likely negative as positive; add-one corrected, so never 0)
+    and how many items are better / equal / worse under ``a``.
+    """
+    import numpy as np
+
+    if len(a) != len(b):
+        raise ValueError(f"paired samples differ in length: {len(a)} vs {len(b)}")
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    out = {"n": int(d.size), "better": int((d > 0).sum()), "same": int((d == 0).sum()),
+           "worse": int((d < 0).sum())}
+    if d.size == 0:
+        return {**out, "mean_diff": None, "ci95": None, "p_value": None}
+    observed = abs(d.mean())
+    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_perm, d.size))
+    extreme = int((np.abs((signs * d).mean(axis=1)) >= observed - 1e-12).sum())
+    return {**out, "mean_diff": float(d.mean()), "ci95": bootstrap_ci(d, n_boot, seed),
+            "p_value": (extreme + 1) / (n_perm + 1)}
+
+
 def group_by_level(levels: Sequence[int], values: Sequence[float]) -> dict[int, dict]:
     """Mean of ``values`` grouped by an integer level 0..6 (for edits by original empathy)."""
     out = {}

@@ -36,4 +36,5 @@ partner-rewrite "$OUT/epitome-test.jsonl" -o "$OUT/epitome-test.partner.jsonl" -
 for name in no-coherence no-mi; do
   partner-rewrite "$OUT/epitome-test.jsonl" -o "$OUT/epitome-test.$name.jsonl" --method partner --model "$BASE-$name/rl/policy"
 done
-partner-eval rewrites "$OUT"/epitome-test.{identity,warmstart,partner,no-coherence,no-mi}.jsonl --out "$OUT/report"
+partner-eval rewrites "$OUT"/epitome-test.{identity,warmstart,partner,no-coherence,no-mi}.jsonl \
+  --against "$OUT/epitome-test.partner.jsonl" --out "$OUT/report"

@@ -134,3 +134,27 @@ def test_specificity_with_minilm_ranks_related_above_unrelated():
                                            "The stock market closed higher on Tuesday."], emb)
     assert s[0] == pytest.approx(1.0, abs=1e-4)
     assert s[1] > s[2] + 0.2
+
+
+def test_bootstrap_ci_brackets_the_mean_and_is_seeded():
+    assert metrics.bootstrap_ci([]) is None
+    assert metrics.bootstrap_ci([2, 2, 2]) == (2.0, 2.0)
+    xs = [0, 1] * 50
+    lo, hi = metrics.bootstrap_ci(xs)
+    assert lo < 0.5 < hi and hi - lo < 0.3
+    assert metrics.bootstrap_ci(xs, seed=3) == metrics.bootstrap_ci(xs, seed=3)
+
+
+def test_paired_comparison():
+    same = metrics.paired_comparison([1, 2, 3], [1, 2, 3])
+    assert same["mean_diff"] == 0 and same["same"] == 3 and same["p_value"] == 1.0
+    # 40 inputs, 30 better by 1, 10 unchanged: a real difference
+    a, b = [1] * 30 + [0] * 10, [0] * 40
+    diff = metrics.paired_comparison(a, b)
+    assert diff["mean_diff"] == 0.75 and (diff["better"], diff["same"], diff["worse"]) == (30, 10, 0)
+    assert diff["p_value"] < 0.001 and diff["ci95"][0] > 0.5
+    # balanced gains and losses: no evidence either way
+    mixed = metrics.paired_comparison([1, -1] * 20, [0] * 40)
+    assert mixed["mean_diff"] == 0 and mixed["p_value"] > 0.5 and mixed["ci95"][0] < 0 < mixed["ci95"][1]
+    with pytest.raises(ValueError):
+        metrics.paired_comparison([1], [1, 2])

@@ -71,8 +71,14 @@ def test_eval_side_by_side(outputs, tmp_path, monkeypatch, capsys):
     assert templ["distinct_2"] < ident["distinct_2"]
     assert ident["bleu_n"] == 3 and templ["bleu"] > ident["bleu"]
     assert report["reference_lm"] == "tiny-gpt2" and ident["perplexity"] > 1
+    assert ident["empathy"]["ci95"] == [0, 0] and "_items" not in templ
+    # paired against the last file (template): identity gains 1 less on the two level-0 inputs
+    (pair,) = report["paired"]
+    assert pair["method"] == "identity" and pair["against"] == "template" and pair["n"] == 3
+    assert pair["mean_diff"] == pytest.approx(-2 / 3) and (pair["better"], pair["same"], pair["worse"]) == (0, 1, 2)
     md = (tmp_path / "eval" / "rewrites.md").read_text()
     assert "| identity |" in md and "| template |" in md and "Fig. 4a" in md
+    assert "minus that of template" in md and "| identity | 3 | -0.667 |" in md
     assert "| template |" in capsys.readouterr().out
     for png in ("empathy_by_level.png", "edits_by_level.png"):
         assert (tmp_path / "eval" / png).read_bytes()[:4] == b"\x89PNG"
@@ -112,3 +118,16 @@ def test_files_scored_by_different_classifiers_are_rescored(outputs, tmp_path, m
     report = run_eval(outputs, tmp_path / "eval", monkeypatch)
     assert scorer.calls == [6, 6] and "re-scored" in report["notes"]["empathy"]
     assert report["rows"][0]["empathy"]["overall"] == 0
+
+
+def test_eval_against_names_a_file_or_method(outputs, tmp_path, monkeypatch):
+    monkeypatch.setattr(ev.Models, "coherence", lambda self: FakeCoherence())
+    base = dict(files=[str(f) for f in outputs], config=None,
+                overrides=["rewards.reference_lm=tiny-gpt2", "rewrite.retrieval_embedder=tiny-bert"])
+    assert ev.main(argparse.Namespace(**base, out=str(tmp_path / "a"), against="identity")) == 0
+    (pair,) = json.loads((tmp_path / "a" / "rewrites.json").read_text())["paired"]
+    assert pair["method"] == "template" and pair["mean_diff"] == pytest.approx(2 / 3)
+    proc = subprocess.run([str(BIN / "partner-eval"), "rewrites", *base["files"], "--against", "nope",
+                           "--out", str(tmp_path / "b")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "--against 'nope'" in proc.stderr and "identity, template" in proc.stderr
+    assert not (tmp_path / "b" / "rewrites.json").exists()

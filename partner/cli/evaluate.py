@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "edit rate, BLEU for partner-rewrite outputs")
     r.add_argument("files", nargs="+", help="one or more partner-rewrite outputs (compared side by side)")
     r.add_argument("--out", default=None, help="folder for JSON, markdown and PNG plots")
+    r.add_argument("--against", default=None, metavar="FILE|METHOD",
+                   help="compare every other file with this one, input by input (default: the last file)")
     add_config(r)
     for s in (c, pr, r):
         add_common(s)

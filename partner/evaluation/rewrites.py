@@ -5,7 +5,10 @@ total 0..6 (paper Fig. 4a), perplexity of the rewrites under a frozen reference 
 (``rewards.reference_lm``, empty = ``policy.backbone``), specificity of the original and of the
 rewritten response, distinct-1/2, coherence of the edited sentences, word-level edit rate and
 BLEU against references where the input lines carry them (``"reference"`` or ``"references"``).
-The definitions are in ``partner/metrics.py``.
+The definitions are in ``partner/metrics.py``. Each ΔEmpathy has a bootstrap 95 % CI, and with two
+or more files every file is compared, input by input, with one of them (``--against``, default the
+last file): mean difference, bootstrap CI, sign-flip permutation p-value. That is the test an
+ablation needs: two rewriters' means can differ by less than either's CI and still differ reliably.
 
 Empathy comes from the files' own ``empathy`` before/after scores; files written with
 ``--scorer none`` are scored here with the shipped classifier if it exists. Metrics whose model is
@@ -122,13 +125,41 @@ def scored_with_different_classifiers(files: list[Path]) -> int:
     return len(clash)
 
 
+def _method(records: list[dict]) -> str:
+    return Counter(r.get("method", "?") for r in records).most_common(1)[0][0] if records else "?"
+
+
+def _item_key(index: int, rec: dict) -> str:
+    """What identifies an input across rewrite files: its id (else its position) and its response."""
+    return f"{rec.get('id', index)}\x00{rec['response_post']}"
+
+
+def paired_rows(rows: list[dict], against: int) -> list[dict]:
+    """ΔEmpathy of every other file minus that of ``rows[against]``, on the inputs both rewrote."""
+    from partner import metrics
+
+    ref = rows[against].get("_items")
+    if not ref:
+        return []
+    labels = _labels(rows)
+    out = []
+    for i, (lab, r) in enumerate(zip(labels, rows)):
+        items = r.get("_items")
+        if i == against or not items:
+            continue
+        common = [k for k in items if k in ref]
+        comp = metrics.paired_comparison([items[k] for k in common], [ref[k] for k in common])
+        out.append({"method": lab, "against": labels[against], **comp})
+    return out
+
+
 def evaluate_file(path: Path, models: Models, rescore: bool = False) -> dict:
     from partner import metrics
 
     records, errors = read_rewrites(path)
     if not records:
         raise ValueError(f"{path}: no rewritten records")
-    method = Counter(r.get("method", "?") for r in records).most_common(1)[0][0]
+    method = _method(records)
     seekers = [r["seeker_post"] for r in records]
     originals = [r["response_post"] for r in records]
     rewrites = [r["rewritten_response"] for r in records]
@@ -151,8 +182,12 @@ def evaluate_file(path: Path, models: Models, rescore: bool = False) -> dict:
         row["empathy_source"] = models.notes.get("empathy classifier", "n/a")
     if before is not None:
         row["empathy"] = metrics.empathy_change_by_level(before, after)
+        deltas = [a - b for b, a in zip(before, after)]
+        row["empathy"]["ci95"] = metrics.bootstrap_ci(deltas)
         row["empathy_before"] = metrics.mean(before)
         row["empathy_after"] = metrics.mean(after)
+        # per-input changes, for the paired comparison in main(); not written to the report
+        row["_items"] = {_item_key(i, r): d for i, (r, d) in enumerate(zip(records, deltas))}
 
     lm = models.reference_lm()
     if lm is not None:
@@ -196,16 +231,20 @@ def _fmt(v, digits=3):
     return str(v)
 
 
-def markdown(rows: list[dict], notes: dict[str, str]) -> str:
+def _ci(ci) -> str:
+    return f"[{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "n/a"
+
+
+def markdown(rows: list[dict], notes: dict[str, str], paired: list[dict] | None = None) -> str:
     labels = _labels(rows)
-    out = ["| method | n | ΔEmpathy ↑ | empathy before → after | PPL ↓ | specificity ↑ (original → rewrite) | "
+    out = ["| method | n | ΔEmpathy ↑ (95 % CI) | empathy before → after | PPL ↓ | specificity ↑ (original → rewrite) | "
            "distinct-1 ↑ | distinct-2 ↑ | coherence ↑ (n) | edit rate ↓ | edits / response | BLEU ↑ |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for lab, r in zip(labels, rows):
         emp = r.get("empathy", {})
         out.append("| " + " | ".join([
             lab, str(r["n"]) + (f" (+{r['errors']} errors)" if r["errors"] else ""),
-            _fmt(emp.get("overall")),
+            f"{_fmt(emp.get('overall'))} {_ci(emp.get('ci95'))}" if emp else "n/a",
             f"{_fmt(r.get('empathy_before'), 2)} → {_fmt(r.get('empathy_after'), 2)}",
             _fmt(r.get("perplexity"), 2),
             f"{_fmt(r.get('specificity_original'))} → {_fmt(r.get('specificity'))}",
@@ -220,6 +259,14 @@ def markdown(rows: list[dict], notes: dict[str, str]) -> str:
         by = r.get("empathy", {}).get("by_level")
         if by:
             out.append(f"| {lab} | " + " | ".join(f"{_fmt(by[lv]['mean'], 2)} ({by[lv]['n']})" for lv in range(7)) + " |")
+    if paired:
+        out += ["", (f"Paired on the same inputs: ΔEmpathy of each method minus that of {paired[0]['against']} "
+                     "(bootstrap 95 % CI; p: two-sided sign-flip permutation test; inputs where the method "
+                     "gains more / the same / less):"), "",
+                "| method | n | difference | 95 % CI | p | more / same / less |", "|---|---|---|---|---|---|"]
+        for c in paired:
+            out.append(f"| {c['method']} | {c['n']} | {_fmt(c['mean_diff'])} | {_ci(c['ci95'])} | "
+                       f"{_fmt(c['p_value'], 4)} | {c['better']} / {c['same']} / {c['worse']} |")
     out += ["", "Definitions: ΔEmpathy = EPITOME total (ER+IP+EX, 0..6) of the rewrite minus the original's; "
             "PPL = exp(token-weighted mean NLL) of the rewrites under the frozen reference LM, padding masked; "
             "specificity = cosine of normalised mean-pooled MiniLM embeddings of seeker post and response; "
@@ -271,6 +318,22 @@ def plots(rows: list[dict], out: Path) -> list[Path]:
     return written
 
 
+def _against_index(rows: list[dict], against: str | None) -> int:
+    """The row the paired comparison is against: a file path or method label, default the last file."""
+    from classifiers.configuration import ConfigError
+
+    if against is None:
+        return len(rows) - 1
+    labels = _labels(rows)
+    for match in (lambda i: labels[i] == against,
+                  lambda i: Path(against).resolve() == Path(rows[i]["file"]).resolve()):
+        hits = [i for i in range(len(rows)) if match(i)]
+        if hits:
+            return hits[0]
+    raise ConfigError(f"--against {against!r} is neither one of the files nor a method label "
+                      f"({', '.join(labels)})")
+
+
 def main(args) -> int:
 
     from classifiers.jsonio import atomic_write_json, atomic_write_text
@@ -281,6 +344,9 @@ def main(args) -> int:
     for f in files:
         if not f.is_file():
             raise FileNotFoundError(f"no rewrite output at {f}")
+    against = getattr(args, "against", None)
+    if against is not None:  # a bad --against fails now, not after minutes of scoring
+        _against_index([{"file": str(f), "method": _method(read_rewrites(f)[0])} for f in files], against)
     out = Path(args.out) if args.out else files[0].parent / "eval-rewrites"
     out.mkdir(parents=True, exist_ok=True)
     models = Models(cfg)
@@ -290,8 +356,12 @@ def main(args) -> int:
                                    "different classifier versions): every file was re-scored with the current one")
         log.warning(models.notes["empathy"])
     rows = [evaluate_file(f, models, rescore=bool(clash)) for f in files]
+    paired = paired_rows(rows, _against_index(rows, against)) if len(rows) > 1 else []
+    for r in rows:
+        r.pop("_items", None)
     report = {
         "rows": rows,
+        "paired": paired,
         "notes": models.notes,
         "reference_lm": cfg.rewards.reference_lm or cfg.policy.backbone,
         "embedder": cfg.rewrite.retrieval_embedder,
@@ -299,7 +369,7 @@ def main(args) -> int:
         "commit": git_commit(),
     }
     atomic_write_json(out / "rewrites.json", report)
-    table = markdown(rows, models.notes)
+    table = markdown(rows, models.notes, paired)
     atomic_write_text(out / "rewrites.md", f"# Rewrite evaluation\n\nReference LM: {report['reference_lm']}; "
                                            f"commit {report['commit']}.\n\n{table}")
     pngs = plots(rows, out)
