@@ -96,6 +96,11 @@ class RewriteConfig:
     zeroshot_backbone: str = _h("instruction-tuned LM of the zeroshot baseline (empty = policy.backbone)", "")
     zeroshot_max_new_tokens: int = _h("length cap of the zeroshot sentence", 40)
     max_input_tokens: int = _h("tokens kept of the seeker post and of the response, each, in zeroshot prompts", 192)
+    max_seeker_copy: float = _h("reject a generated sentence when at least this share of its word trigrams occurs "
+                                "in the seeker post (it speaks the seeker's words as the supporter's); 0 = off "
+                                "(partner/guards.py)", 0.5)
+    max_repetition: float = _h("reject a generated sentence when at least this share of its word trigrams repeats "
+                               "an earlier one (greedy loops); 0 = off", 0.3)
 
 
 @dataclass

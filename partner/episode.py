@@ -69,8 +69,12 @@ class Episode:
 
 def run_episodes(policy, seekers: list[str], responses: list[str], cfg=None, sample: bool = True,
                  generator: torch.Generator | None = None, sample_sentence: bool | None = None,
-                 top_p: float | None = None, temperature: float | None = None) -> list[Episode]:
-    """Run the episode above for every (seeker, response), acting on all live responses at once."""
+                 top_p: float | None = None, temperature: float | None = None, guard=None) -> list[Episode]:
+    """Run the episode above for every (seeker, response), acting on all live responses at once.
+
+    ``guard`` (a ``partner.guards.SentenceGuard``, rewriting only): an insert or replace whose
+    sentence it rejects becomes a stop step in that window.
+    """
     from classifiers.text import split_sentences
 
     if len(seekers) != len(responses):
@@ -93,6 +97,9 @@ def run_episodes(policy, seekers: list[str], responses: list[str], cfg=None, sam
         for b, i in enumerate(idx):
             ep, window = episodes[i], windows[b]
             pos = int(acts.positions[b])
+            if (guard is not None and pos != E.stop_class(k) and E.clean_sentence(acts.sentences[b])
+                    and guard.check(ep.seeker, acts.sentences[b])):
+                pos = E.stop_class(k)
             ep.sentences, edit = E.apply_edit(ep.sentences, starts[i], k, pos, acts.sentences[b])
             ep.steps.append(Step(i, ep.seeker, window, starts[i], pos, acts.sentence_ids[b], acts.sentences[b],
                                  float(acts.logp_position[b]), float(acts.logp_sentence[b]), edit))
@@ -111,10 +118,10 @@ def run_episodes(policy, seekers: list[str], responses: list[str], cfg=None, sam
 
 
 def rewrite_one_batch(policy, seekers: list[str], responses: list[str], cfg=None, sample: bool = False,
-                      generator: torch.Generator | None = None,
-                      sample_sentence: bool | None = None) -> list[tuple[str, list[E.Edit]]]:
+                      generator: torch.Generator | None = None, sample_sentence: bool | None = None,
+                      guard=None) -> list[tuple[str, list[E.Edit]]]:
     """(rewritten text, edits) per response. ``sample=False``: most likely position, greedy
     sentence (set ``sample_sentence=True`` to sample the sentence at the most likely position)."""
     eps = run_episodes(policy, seekers, responses, cfg, sample=sample, generator=generator,
-                       sample_sentence=sample_sentence)
+                       sample_sentence=sample_sentence, guard=guard)
     return [(ep.text, ep.edits) for ep in eps]

@@ -137,13 +137,15 @@ class ZeroShotRewriter(Rewriter):
     name = "zeroshot"
 
     def __init__(self, backbone: str, decoding: str = "greedy", top_p: float = 0.92, temperature: float = 1.0,
-                 max_new_tokens: int = 40, max_input_tokens: int = 192, at: str = "start", device=None):
+                 max_new_tokens: int = 40, max_input_tokens: int = 192, at: str = "start", device=None,
+                 guard=None):
         import torch
 
         from classifiers.registry import load_causal_lm
 
         self.backbone, self.decoding, self.top_p, self.temperature = backbone, decoding, top_p, temperature
         self.max_new_tokens, self.max_input_tokens, self.at = max_new_tokens, max_input_tokens, at
+        self.guard = guard
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model, self.tok = load_causal_lm(backbone, device=self.device)
         self.model.eval()
@@ -152,7 +154,7 @@ class ZeroShotRewriter(Rewriter):
         self.context = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None) or 2048
 
     def describe(self) -> str:
-        return f"zeroshot: {self.backbone}, {self.decoding} decoding, one inserted sentence"
+        return f"zeroshot: {self.backbone}, {self.decoding} decoding, one inserted sentence{_guard_note(self.guard)}"
 
     def _clip(self, text: str) -> str:
         ids = self.tok(text, add_special_tokens=False)["input_ids"]
@@ -184,7 +186,20 @@ class ZeroShotRewriter(Rewriter):
 
     def rewrite(self, seekers, responses, seed=None):
         outputs = self.generate([self.prompt(s, r) for s, r in zip(seekers, responses)], seed=seed)
-        return [insert_sentence(r, parse_zeroshot(o, r), self.at) for o, r in zip(outputs, responses)]
+        out = []
+        for o, s, r in zip(outputs, seekers, responses):
+            sentence = parse_zeroshot(o, r)
+            if sentence and self.guard is not None and self.guard.check(s, sentence):
+                sentence = ""  # rejected: the response stays as it was
+            out.append(insert_sentence(r, sentence, self.at))
+        return out
+
+
+def _guard_note(guard) -> str:
+    if guard is None or not guard.active:
+        return ", no sentence guard"
+    return (f", sentence guard (seeker copy >= {guard.max_seeker_copy:g}, repetition >= {guard.max_repetition:g} "
+            "rejected)")
 
 
 def policy_path(method: str, model: str | None = None) -> Path:
@@ -216,7 +231,7 @@ def _trained_context(path: Path, policy_cfg):
 class PolicyRewriter(Rewriter):
     """The trained PARTNER policy: the documented multi-step episode of partner.episode."""
 
-    def __init__(self, method: str, path: Path, policy_cfg, decoding: str = "greedy", device=None):
+    def __init__(self, method: str, path: Path, policy_cfg, decoding: str = "greedy", device=None, guard=None):
         try:
             from partner.episode import rewrite_one_batch
             from partner.policy import PartnerPolicy
@@ -230,19 +245,19 @@ class PolicyRewriter(Rewriter):
                 f"(partner-train warmstart / rl) and pass --model, or use a baseline: "
                 f"--method identity|template|retrieval|zeroshot")
         policy_cfg = _trained_context(path, policy_cfg)
-        self.name, self.path, self.cfg, self.decoding = method, path, policy_cfg, decoding
+        self.name, self.path, self.cfg, self.decoding, self.guard = method, path, policy_cfg, decoding, guard
         self._episode = rewrite_one_batch
         self.policy = PartnerPolicy.load(str(path), cfg=policy_cfg, device=device)
 
     def describe(self) -> str:
-        return f"{self.name}: policy {self.path}, {self.decoding} decoding"
+        return f"{self.name}: policy {self.path}, {self.decoding} decoding{_guard_note(self.guard)}"
 
     def rewrite(self, seekers, responses, seed=None):
         import torch
 
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         results = self._episode(self.policy, list(seekers), list(responses), self.cfg,
-                                sample=self.decoding == "sample", generator=gen)
+                                sample=self.decoding == "sample", generator=gen, guard=self.guard)
         out = []
         for text, edits in results:
             out.append((text, [{"action": e.action, "position": int(e.position), "sentence": e.sentence}
@@ -268,9 +283,13 @@ def build_rewriter(method: str, cfg, model: str | None = None, device=None) -> R
                                              min_words=rc.retrieval_min_words, max_words=rc.retrieval_max_words,
                                              device=device)
         return RetrievalRewriter(index, rc.insert_at)
+    from partner.guards import SentenceGuard
+
+    guard = SentenceGuard.from_config(rc)
     if method == "zeroshot":
         return ZeroShotRewriter(model or rc.zeroshot_backbone or cfg.policy.backbone, decoding=rc.decoding,
                                 top_p=cfg.policy.top_p, temperature=cfg.policy.temperature,
                                 max_new_tokens=rc.zeroshot_max_new_tokens, max_input_tokens=rc.max_input_tokens,
-                                at=rc.insert_at, device=device)
-    return PolicyRewriter(method, policy_path(method, model), cfg.policy, decoding=rc.decoding, device=device)
+                                at=rc.insert_at, device=device, guard=guard)
+    return PolicyRewriter(method, policy_path(method, model), cfg.policy, decoding=rc.decoding, device=device,
+                          guard=guard)

@@ -3,6 +3,8 @@
 # component switched off at a time. Each ablation is an ordinary `partner-train rl` run (so it
 # checkpoints and resumes like any other; re-running this script continues where it stopped), then
 # `partner-rewrite` on the EPITOME test split and one `partner-eval rewrites` table over all of them.
+# The rewrites are the raw policies' (the sentence guard of partner/guards.py is off), so the table
+# compares what training produced; partner-eval still reports how often each would have been caught.
 #
 #   scripts/ablations.sh [BASE_RUN_DIR] [CONFIG]
 #
@@ -15,6 +17,7 @@ BASE=${1:-runs/default}
 CONFIG=${2:-configs/default.yaml}
 OUT=$BASE-ablations
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+RAW=(--set rewrite.max_seeker_copy=0 --set rewrite.max_repetition=0)
 
 for f in "$BASE/warmstart/.complete" "$BASE/rl/.complete"; do
   [[ -f $f ]] || { echo "ablations: $f is missing; run partner-train --config $CONFIG --set run_dir=$BASE first" >&2; exit 2; }
@@ -31,10 +34,10 @@ done
 
 [[ -f $OUT/epitome-test.jsonl ]] || python -m partner.evaluation.rewrites export epitome-test "$OUT/epitome-test.jsonl"
 partner-rewrite "$OUT/epitome-test.jsonl" -o "$OUT/epitome-test.identity.jsonl" --method identity
-partner-rewrite "$OUT/epitome-test.jsonl" -o "$OUT/epitome-test.warmstart.jsonl" --method warmstart --model "$BASE/warmstart/policy"
-partner-rewrite "$OUT/epitome-test.jsonl" -o "$OUT/epitome-test.partner.jsonl" --method partner --model "$BASE/rl/policy"
+partner-rewrite "$OUT/epitome-test.jsonl" -o "$OUT/epitome-test.warmstart.jsonl" --method warmstart --model "$BASE/warmstart/policy" "${RAW[@]}"
+partner-rewrite "$OUT/epitome-test.jsonl" -o "$OUT/epitome-test.partner.jsonl" --method partner --model "$BASE/rl/policy" "${RAW[@]}"
 for name in no-coherence no-mi; do
-  partner-rewrite "$OUT/epitome-test.jsonl" -o "$OUT/epitome-test.$name.jsonl" --method partner --model "$BASE-$name/rl/policy"
+  partner-rewrite "$OUT/epitome-test.jsonl" -o "$OUT/epitome-test.$name.jsonl" --method partner --model "$BASE-$name/rl/policy" "${RAW[@]}"
 done
 partner-eval rewrites "$OUT"/epitome-test.{identity,warmstart,partner,no-coherence,no-mi}.jsonl \
   --against "$OUT/epitome-test.partner.jsonl" --out "$OUT/report"

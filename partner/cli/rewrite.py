@@ -78,6 +78,10 @@ def _main(args: argparse.Namespace) -> int:
                          seed=seed, overwrite=args.overwrite)
     log.info("%s: %d lines (%d already there, %d written, %d errors)", out, stats.total, stats.skipped,
              stats.written, stats.errors)
+    guard = getattr(rewriter, "guard", None)
+    if guard is not None and guard.rejected:
+        log.info("sentence guard rejected %s generated sentence(s) this run (the step became stop)",
+                 ", ".join(f"{n} {why}" for why, n in sorted(guard.rejected.items())))
     return 0
 
 

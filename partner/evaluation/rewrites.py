@@ -125,6 +125,19 @@ def scored_with_different_classifiers(files: list[Path]) -> int:
     return len(clash)
 
 
+def degenerate_edits(seekers: list[str], edits: list[list[dict]]) -> dict:
+    """Shares of the written sentences that partner.guards would reject (at its default thresholds)."""
+    from partner.guards import SentenceGuard, seeker_copy, self_repetition
+
+    g = SentenceGuard()
+    written = [(s, e["sentence"]) for s, es in zip(seekers, edits) for e in es if e.get("sentence")]
+    if not written:
+        return {"written_sentences": 0, "seeker_copy_rate": None, "repetition_rate": None}
+    return {"written_sentences": len(written),
+            "seeker_copy_rate": sum(seeker_copy(t, s) >= g.max_seeker_copy for s, t in written) / len(written),
+            "repetition_rate": sum(self_repetition(t) >= g.max_repetition for _, t in written) / len(written)}
+
+
 def _method(records: list[dict]) -> str:
     return Counter(r.get("method", "?") for r in records).most_common(1)[0][0] if records else "?"
 
@@ -208,6 +221,7 @@ def evaluate_file(path: Path, models: Models, rescore: bool = False) -> dict:
     dist = [metrics.edit_distance_words(o, r) for o, r in zip(originals, rewrites)]
     rates = [metrics.edit_rate(o, r) for o, r in zip(originals, rewrites)]
     row["edit_rate"] = metrics.mean(rates)
+    row.update(degenerate_edits(seekers, edits))
     row["edits_per_response"] = metrics.mean(len(e) for e in edits)
     row["changed"] = metrics.mean(float(o != r) for o, r in zip(originals, rewrites))
     row["words_original"] = metrics.mean(len(metrics.word_tokenize(o)) for o in originals)
@@ -259,6 +273,12 @@ def markdown(rows: list[dict], notes: dict[str, str], paired: list[dict] | None 
         by = r.get("empathy", {}).get("by_level")
         if by:
             out.append(f"| {lab} | " + " | ".join(f"{_fmt(by[lv]['mean'], 2)} ({by[lv]['n']})" for lv in range(7)) + " |")
+    out += ["", "Degenerate written sentences (partner/guards.py): share of inserted or replacing sentences that "
+                "copy >= 50 % of their word trigrams from the seeker post, or repeat >= 30 % of their own:", "",
+            "| method | sentences written | seeker copy | self-repetition |", "|---|---|---|---|"]
+    for lab, r in zip(labels, rows):
+        out.append(f"| {lab} | {r.get('written_sentences', 0)} | {_fmt(r.get('seeker_copy_rate'))} | "
+                   f"{_fmt(r.get('repetition_rate'))} |")
     if paired:
         out += ["", (f"Paired on the same inputs: ΔEmpathy of each method minus that of {paired[0]['against']} "
                      "(bootstrap 95 % CI; p: two-sided sign-flip permutation test; inputs where the method "

@@ -1,0 +1,79 @@
+"""Rewrite-time guards: generated sentences that must never reach a seeker.
+
+Two failure kinds, both seen in the shipped agents' test-split rewrites (see the PARTNER model card):
+
+- **seeker copy**: the sentence repeats the seeker's own words as the supporter's ("I'm planning on
+  killing myself and ..."). The empathy classifier scores such first-person emotional statements as
+  emotional reactions, and the mutual-information reward favours responses the seeker post can be
+  recovered from, so the reward stack does not punish them. Measured by the share of the sentence's
+  word trigrams that also occur in the seeker post.
+- **degenerate repetition**: greedy decoding loops ("I'm sorry, I'm sorry, I'm sorry, ..."). Measured
+  by the share of the sentence's word trigrams that repeat an earlier trigram of the same sentence.
+
+A sentence at or over a threshold is rejected and the step becomes *stop* (the response is left as it
+was in that window). Tokens are lower-cased words (punctuation dropped), so "I'm sorry, I'm sorry" is
+a repetition. Sentences shorter than three words have no trigrams and always pass.
+
+The guards act on rewriting only (``partner-rewrite``, ``rewrite.max_seeker_copy`` and
+``rewrite.max_repetition``; 0 switches one off); RL training sees the raw policy, so the logged
+rewards are the agent's own. ``partner-eval rewrites`` reports the same two shares for any output.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+_WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def _trigrams(tokens: list[str]) -> list[tuple[str, ...]]:
+    return [tuple(tokens[i:i + 3]) for i in range(len(tokens) - 2)]
+
+
+def seeker_copy(sentence: str, seeker: str) -> float:
+    """Share of the sentence's word trigrams that occur in the seeker post (0.0 under three words)."""
+    grams = _trigrams(words(sentence))
+    if not grams:
+        return 0.0
+    theirs = set(_trigrams(words(seeker)))
+    return sum(g in theirs for g in grams) / len(grams)
+
+
+def self_repetition(sentence: str) -> float:
+    """Share of the sentence's word trigrams that repeat an earlier one (0.0 under three words)."""
+    grams = _trigrams(words(sentence))
+    return 1 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+@dataclass
+class SentenceGuard:
+    """Rejects a generated sentence that copies the seeker or repeats itself; counts what it rejected."""
+
+    max_seeker_copy: float = 0.5   # reject at >= this share of trigrams from the seeker post; 0 = off
+    max_repetition: float = 0.3    # reject at >= this share of repeated trigrams; 0 = off
+    rejected: Counter = field(default_factory=Counter)
+
+    def check(self, seeker: str, sentence: str) -> str | None:
+        """None if the sentence may be used, else the reason ("seeker_copy" or "repetition")."""
+        if self.max_seeker_copy and seeker_copy(sentence, seeker) >= self.max_seeker_copy:
+            reason = "seeker_copy"
+        elif self.max_repetition and self_repetition(sentence) >= self.max_repetition:
+            reason = "repetition"
+        else:
+            return None
+        self.rejected[reason] += 1
+        return reason
+
+    @property
+    def active(self) -> bool:
+        return bool(self.max_seeker_copy or self.max_repetition)
+
+    @classmethod
+    def from_config(cls, rewrite_cfg) -> "SentenceGuard":
+        return cls(float(rewrite_cfg.max_seeker_copy), float(rewrite_cfg.max_repetition))

@@ -1,0 +1,99 @@
+"""Rewrite-time sentence guards: seeker copy and degenerate repetition."""
+
+import pytest
+
+from partner import edits as E
+from partner.episode import run_episodes
+from partner.guards import SentenceGuard, seeker_copy, self_repetition, words
+
+from test_episode import STOP, ScriptedPolicy
+
+SEEKER = "Suicide. I feel like it's closer to happening. Nobody would notice."
+
+
+def test_words_drop_punctuation_and_keep_contractions():
+    assert words("I'm sorry, I’m SORRY!") == ["i'm", "sorry", "i’m", "sorry"]
+
+
+def test_seeker_copy_share_of_trigrams():
+    assert seeker_copy("I feel like it's closer to happening.", SEEKER) == 1.0
+    assert seeker_copy("That sounds really frightening.", SEEKER) == 0.0
+    # "i feel like" is shared, the other 3 trigrams are not
+    assert seeker_copy("I feel like you are scared.", SEEKER) == pytest.approx(1 / 4)
+    assert seeker_copy("So sad.", SEEKER) == 0.0  # under three words: no trigrams
+
+
+def test_self_repetition():
+    assert self_repetition("I'm sorry, I'm sorry, I'm sorry, I'm sorry.") == pytest.approx(1 - 2 / 6)
+    assert self_repetition("That must be so hard for you.") == 0.0
+    assert self_repetition("Hi.") == 0.0
+
+
+def test_guard_rejects_and_counts_and_can_be_switched_off():
+    g = SentenceGuard()
+    assert g.check(SEEKER, "I feel like it's closer to happening.") == "seeker_copy"
+    assert g.check(SEEKER, "I'm sorry, I'm sorry, I'm sorry, I'm sorry.") == "repetition"
+    assert g.check(SEEKER, "That sounds really frightening. Are you safe right now?") is None
+    assert g.rejected == {"seeker_copy": 1, "repetition": 1}
+    off = SentenceGuard(0, 0)
+    assert not off.active and off.check(SEEKER, "I feel like it's closer to happening.") is None
+
+
+class OnePostPolicy(ScriptedPolicy):
+    """ScriptedPolicy for a single response whose seeker post is real text."""
+
+    def act(self, seekers, windows, **kwargs):
+        return super().act(["0"] * len(seekers), windows, **kwargs)
+
+
+def test_a_rejected_sentence_becomes_a_stop_step_and_the_walk_goes_on():
+    response = "A one. B two. C three."
+    scripts = [(0, "I feel like it's closer to happening."), (E.insert_class(1, 2), "That sounds frightening.")]
+    guard = SentenceGuard()
+    ep = run_episodes(OnePostPolicy([list(scripts)]), [SEEKER], [response], guard=guard)[0]
+    assert ep.text == "A one. B two. C three. That sounds frightening."
+    assert [s.edit.action for s in ep.steps] == ["stop", "insert"] and guard.rejected == {"seeker_copy": 1}
+    # without the guard the copy goes in
+    raw = run_episodes(OnePostPolicy([list(scripts)]), [SEEKER], [response])[0]
+    assert raw.text.startswith("I feel like it's closer to happening. A one.")
+
+
+def test_a_stop_or_deletion_is_never_checked():
+    guard = SentenceGuard()
+    ep = run_episodes(ScriptedPolicy([[(E.replace_class(0, 2), ""), (STOP, "")]]), ["0"], ["A one. B two. C three."],
+                      guard=guard)[0]
+    assert ep.text == "B two. C three." and not guard.rejected
+
+
+def test_zeroshot_rejected_sentence_leaves_the_response_unchanged():
+    from partner.rewriters import ZeroShotRewriter
+
+    zs = ZeroShotRewriter.__new__(ZeroShotRewriter)  # no model: generate() is replaced below
+    zs.at, zs.guard = "start", SentenceGuard()
+    zs.prompt = lambda s, r: s
+    zs.generate = lambda prompts, seed=None: ["I feel like it's closer to happening.", "That sounds so hard."]
+    out = zs.rewrite([SEEKER, SEEKER], ["Stay strong.", "Stay strong."])
+    assert out[0] == ("Stay strong.", [])
+    assert out[1][0] == "That sounds so hard. Stay strong." and zs.guard.rejected == {"seeker_copy": 1}
+
+
+def test_guard_thresholds_come_from_the_rewrite_config():
+    from partner.config import load_config
+
+    cfg = load_config(None, ["rewrite.max_seeker_copy=0", "rewrite.max_repetition=0.5"])
+    g = SentenceGuard.from_config(cfg.rewrite)
+    assert (g.max_seeker_copy, g.max_repetition) == (0.0, 0.5)
+    assert SentenceGuard.from_config(load_config(None, []).rewrite) == SentenceGuard()
+
+
+def test_eval_reports_degenerate_written_sentences():
+    from partner.evaluation.rewrites import degenerate_edits
+
+    edits = [[{"action": "insert", "position": 0, "sentence": "I feel like it's closer to happening."},
+              {"action": "insert", "position": 2, "sentence": "Sorry, so sorry, so sorry, so sorry."}],
+             [{"action": "replace", "position": 0, "sentence": ""}],
+             [{"action": "insert", "position": 0, "sentence": "That must be hard."}]]
+    out = degenerate_edits([SEEKER, SEEKER, SEEKER], edits)
+    assert out == {"written_sentences": 3, "seeker_copy_rate": pytest.approx(1 / 3),
+                   "repetition_rate": pytest.approx(1 / 3)}
+    assert degenerate_edits([SEEKER], [[]])["seeker_copy_rate"] is None
