@@ -4,9 +4,9 @@ Two failure kinds, both seen in the shipped agents' test-split rewrites (see the
 
 - **seeker copy**: the sentence repeats the seeker's own words as the supporter's ("I'm planning on
   killing myself and ..."). The empathy classifier scores such first-person emotional statements as
-  emotional reactions, and the mutual-information reward favours responses the seeker post can be
-  recovered from, so the reward stack does not punish them. Measured by the share of the sentence's
-  word trigrams that also occur in the seeker post.
+  emotional reactions, so the reward stack does not punish them; the warm start learnt it and RL
+  only reduced it. Measured by the share of the sentence's word trigrams that also occur in the
+  seeker post.
 - **degenerate repetition**: greedy decoding loops ("I'm sorry, I'm sorry, I'm sorry, ..."). Measured
   by the share of the sentence's word trigrams that repeat an earlier trigram of the same sentence.
 
