@@ -169,9 +169,13 @@ class EpitomeModel(nn.Module):
 
         base = self._base(self.response_encoder)
         ext = create_bidirectional_mask(config=base.config, inputs_embeds=lower, attention_mask=mask)
+        extra = {}
+        if hasattr(base.encoder, "compute_position_bias"):  # MPNet: one relative-position bias for all layers
+            extra["position_bias"] = base.encoder.compute_position_bias(lower)
         h = lower
         for layer in base.encoder.layer[self.first_trained:]:
-            h = layer(h, ext)
+            out = layer(h, ext, **extra)
+            h = out[0] if isinstance(out, tuple) else out  # BERT layers return a tensor, MPNet a tuple
         return h
 
     @torch.no_grad()

@@ -255,3 +255,36 @@ def test_classifier_stage_trains_once_into_run_dir(tmp_path, data_dir, monkeypat
     assert seen["data_dir"] == data_dir
     stamp = (out / "model.safetensors").stat().st_mtime_ns
     assert run(cfg, force=False) == out and (out / "model.safetensors").stat().st_mtime_ns == stamp  # skipped
+
+
+def _tiny_mpnet(tmp_path):
+    from transformers import AutoTokenizer, MPNetConfig, MPNetModel
+
+    from classifiers.registry import resolve
+
+    tok = AutoTokenizer.from_pretrained(str(resolve("tiny-bert")))
+    torch.manual_seed(0)
+    cfg = MPNetConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=512)
+    MPNetModel(cfg).save_pretrained(tmp_path / "tiny-mpnet")
+    tok.save_pretrained(tmp_path / "tiny-mpnet")
+    return str(tmp_path / "tiny-mpnet")
+
+
+@pytest.mark.parametrize("arch", ["bert", "mpnet"])
+def test_cached_lower_layers_give_the_full_forward(arch, tmp_path):
+    """Training runs the top layers on cached inputs; that must equal the encoder's own forward
+    (BERT layers return a tensor; MPNet layers return tuples and need the shared position bias)."""
+    from classifiers.epitome import EpitomeModel
+
+    backbone = "tiny-bert" if arch == "bert" else _tiny_mpnet(tmp_path)
+    model = EpitomeModel(_tiny_cfg(backbone=backbone, train_layers=1, finetune="lora")).eval()
+    assert model.first_trained == 1
+    enc = model.tokenizer(["I am so sorry.", "What happened to you at work today?"], padding=True,
+                          return_tensors="pt")
+    with torch.no_grad():
+        full = model.encode_response(enc["input_ids"], enc["attention_mask"])
+        cached = model.encode_response(mask=enc["attention_mask"],
+                                       lower=model.lower_response(enc["input_ids"], enc["attention_mask"]))
+    keep = enc["attention_mask"].bool()
+    assert torch.allclose(full[keep], cached[keep], atol=1e-5)
