@@ -25,6 +25,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from partner.metrics import ngrams
+
 _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 
 
@@ -32,22 +34,22 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def _trigrams(tokens: list[str]) -> list[tuple[str, ...]]:
-    return [tuple(tokens[i:i + 3]) for i in range(len(tokens) - 2)]
+def _trigrams(text: str) -> list[tuple[str, ...]]:
+    return ngrams(words(text), 3)
 
 
 def seeker_copy(sentence: str, seeker: str) -> float:
     """Share of the sentence's word trigrams that occur in the seeker post (0.0 under three words)."""
-    grams = _trigrams(words(sentence))
+    grams = _trigrams(sentence)
     if not grams:
         return 0.0
-    theirs = set(_trigrams(words(seeker)))
+    theirs = set(_trigrams(seeker))
     return sum(g in theirs for g in grams) / len(grams)
 
 
 def self_repetition(sentence: str) -> float:
     """Share of the sentence's word trigrams that repeat an earlier one (0.0 under three words)."""
-    grams = _trigrams(words(sentence))
+    grams = _trigrams(sentence)
     return 1 - len(set(grams)) / len(grams) if grams else 0.0
 
 
@@ -59,11 +61,17 @@ class SentenceGuard:
     max_repetition: float = 0.3    # reject at >= this share of repeated trigrams; 0 = off
     rejected: Counter = field(default_factory=Counter)
 
+    def copies(self, seeker: str, sentence: str) -> bool:
+        return bool(self.max_seeker_copy) and seeker_copy(sentence, seeker) >= self.max_seeker_copy
+
+    def repeats(self, sentence: str) -> bool:
+        return bool(self.max_repetition) and self_repetition(sentence) >= self.max_repetition
+
     def check(self, seeker: str, sentence: str) -> str | None:
         """None if the sentence may be used, else the reason ("seeker_copy" or "repetition")."""
-        if self.max_seeker_copy and seeker_copy(sentence, seeker) >= self.max_seeker_copy:
+        if self.copies(seeker, sentence):
             reason = "seeker_copy"
-        elif self.max_repetition and self_repetition(sentence) >= self.max_repetition:
+        elif self.repeats(sentence):
             reason = "repetition"
         else:
             return None

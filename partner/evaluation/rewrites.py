@@ -106,6 +106,11 @@ class Models:
         return self._get("empathy classifier", load)
 
 
+def _item_key(index: int, rec: dict) -> str:
+    """What identifies an input across rewrite files: its id (else its position) and its response."""
+    return f"{rec.get('id', index)}\x00{rec['response_post']}"
+
+
 def scored_with_different_classifiers(files: list[Path]) -> int:
     """How many input ids have different 'before' empathy scores in different files (0 = consistent).
 
@@ -119,7 +124,7 @@ def scored_with_different_classifiers(files: list[Path]) -> int:
             emp = r.get("empathy")
             if r.get("id") is None or not isinstance(emp, dict):
                 continue
-            key, total = f"{r['id']}\x00{r['response_post']}", int(emp["before"]["total"])
+            key, total = _item_key(0, r), int(emp["before"]["total"])  # r has an id: the index is unused
             if seen.setdefault(key, total) != total:
                 clash.add(key)
     return len(clash)
@@ -127,24 +132,19 @@ def scored_with_different_classifiers(files: list[Path]) -> int:
 
 def degenerate_edits(seekers: list[str], edits: list[list[dict]]) -> dict:
     """Shares of the written sentences that partner.guards would reject (at its default thresholds)."""
-    from partner.guards import SentenceGuard, seeker_copy, self_repetition
+    from partner.guards import SentenceGuard
 
     g = SentenceGuard()
     written = [(s, e["sentence"]) for s, es in zip(seekers, edits) for e in es if e.get("sentence")]
     if not written:
         return {"written_sentences": 0, "seeker_copy_rate": None, "repetition_rate": None}
     return {"written_sentences": len(written),
-            "seeker_copy_rate": sum(seeker_copy(t, s) >= g.max_seeker_copy for s, t in written) / len(written),
-            "repetition_rate": sum(self_repetition(t) >= g.max_repetition for _, t in written) / len(written)}
+            "seeker_copy_rate": sum(g.copies(s, t) for s, t in written) / len(written),
+            "repetition_rate": sum(g.repeats(t) for _, t in written) / len(written)}
 
 
 def _method(records: list[dict]) -> str:
     return Counter(r.get("method", "?") for r in records).most_common(1)[0][0] if records else "?"
-
-
-def _item_key(index: int, rec: dict) -> str:
-    """What identifies an input across rewrite files: its id (else its position) and its response."""
-    return f"{rec.get('id', index)}\x00{rec['response_post']}"
 
 
 def paired_rows(rows: list[dict], against: int) -> list[dict]:
@@ -345,11 +345,12 @@ def _against_index(rows: list[dict], against: str | None) -> int:
     if against is None:
         return len(rows) - 1
     labels = _labels(rows)
-    for match in (lambda i: labels[i] == against,
-                  lambda i: Path(against).resolve() == Path(rows[i]["file"]).resolve()):
-        hits = [i for i in range(len(rows)) if match(i)]
-        if hits:
-            return hits[0]
+    if against in labels:
+        return labels.index(against)
+    target = Path(against).resolve()
+    for i, r in enumerate(rows):
+        if Path(r["file"]).resolve() == target:
+            return i
     raise ConfigError(f"--against {against!r} is neither one of the files nor a method label "
                       f"({', '.join(labels)})")
 
