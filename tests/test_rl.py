@@ -132,3 +132,9 @@ def test_rl_stage_writes_agent_curves_and_skips_when_complete(tmp_path, data_dir
     calls = []
     stage.run(cfg, reward_fn=lambda *a: calls.append(1))
     assert not calls  # complete: skipped
+    # a higher rl.steps continues the finished run from its last checkpoint
+    cfg.rl.steps = 3
+    stage.run(cfg, reward_fn=stop_reward)
+    history = json.loads((out / "history.json").read_text())
+    assert [h["step"] for h in history] == [1, 2, 3]
+    assert json.loads((out / ".complete").read_text())["steps"] == 3

@@ -7,7 +7,8 @@ Writes into ``<run_dir>/rl/``:
 - ``tensorboard/`` (every reward component, total reward, baseline, KL, position entropy, the
   position distribution, sample rewrites);
 - ``policy/`` (the trained agent, loadable by ``PartnerPolicy.load`` and ``partner-rewrite --model``);
-- ``history.json`` and ``curves.png`` (training curves); ``.complete``, written last.
+- ``history.json`` and ``curves.png`` (training curves); ``.complete``, written last, with the step
+  count. Re-running with a higher ``rl.steps`` continues a finished run from its last checkpoint.
 
 Prompts: the (seeker post, response) pairs of the EPITOME train split (the dev and test splits
 never reach training). Starting point: ``<run_dir>/warmstart/policy`` if that stage is complete,
@@ -33,6 +34,14 @@ def warmstart_policy_path(cfg) -> Path:
     return SHIPPED_MODELS / "policy"
 
 
+def completed_steps(out: Path) -> int | None:
+    """The step count a finished run recorded in its ``.complete`` marker (None if it did not say)."""
+    try:
+        return int(json.loads((out / ".complete").read_text())["steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def prompts(cfg) -> list[tuple[str, str]]:
     from classifiers.corpora import epitome_splits
 
@@ -50,8 +59,13 @@ def run(cfg, force: bool = False, reward_fn=None) -> Path:
 
     out = Path(cfg.run_dir) / "rl"
     if (out / ".complete").exists() and not force:
-        log.info("rl: %s is complete; skipping (--force retrains)", out)
-        return out
+        done = completed_steps(out)
+        if done is None or done >= cfg.rl.steps:
+            log.info("rl: %s is complete%s; skipping (--force retrains; a higher rl.steps continues it)", out,
+                     "" if done is None else f" at {done} steps")
+            return out
+        log.info("rl: %s finished %d steps; continuing to rl.steps=%d from its last checkpoint", out, done,
+                 cfg.rl.steps)
     if force and out.exists():
         shutil.rmtree(out)
     acc = Accelerator(cpu=not torch.cuda.is_available())
