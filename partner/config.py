@@ -99,6 +99,10 @@ class RewriteConfig:
     max_seeker_copy: float = _h("reject a generated sentence when at least this share of its word trigrams occurs "
                                 "in the seeker post (it speaks the seeker's words as the supporter's); 0 = off "
                                 "(partner/guards.py)", 0.5)
+    candidates: int = _h("partner/warmstart: episodes per input (1 = the policy's greedy episode; N > 1 = greedy + "
+                         "N-1 sampled, the one with the highest training reward rewards.* kept: partner/rerank.py)", 1)
+    keep_original: bool = _h("with candidates > 1, the unchanged response is a candidate too (a rewrite never "
+                             "scores below its input under the reward)", True)
     max_repetition: float = _h("reject a generated sentence when at least this share of its word trigrams repeats "
                                "an earlier one (greedy loops); 0 = off", 0.3)
 

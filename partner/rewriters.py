@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from pathlib import Path
 
 from classifiers.text import join_sentences, split_sentences
@@ -231,7 +232,9 @@ def _trained_context(path: Path, policy_cfg):
 class PolicyRewriter(Rewriter):
     """The trained PARTNER policy: the documented multi-step episode of partner.episode."""
 
-    def __init__(self, method: str, path: Path, policy_cfg, decoding: str = "greedy", device=None, guard=None):
+    def __init__(self, method: str, path: Path, policy_cfg, decoding: str = "greedy", device=None, guard=None,
+                 candidates: int = 1, reward_fn=None, keep_original: bool = True):
+        """``candidates`` > 1: reward-ranked decoding (partner.rerank) with ``reward_fn`` (a RewardStack)."""
         try:
             from partner.episode import rewrite_one_batch
             from partner.policy import PartnerPolicy
@@ -245,24 +248,59 @@ class PolicyRewriter(Rewriter):
                 f"(partner-train warmstart / rl) and pass --model, or use a baseline: "
                 f"--method identity|template|retrieval|zeroshot")
         policy_cfg = _trained_context(path, policy_cfg)
+        if candidates < 1:
+            raise ValueError(f"rewrite.candidates must be at least 1, got {candidates}")
+        if candidates > 1 and reward_fn is None:
+            raise ValueError("rewrite.candidates > 1 needs a reward function to rank the candidates")
         self.name, self.path, self.cfg, self.decoding, self.guard = method, path, policy_cfg, decoding, guard
+        self.candidates, self.reward_fn, self.keep_original = int(candidates), reward_fn, keep_original
+        self.chosen: Counter = Counter()  # reward-ranked decoding: which kind of candidate won, this run
         self._episode = rewrite_one_batch
         self.policy = PartnerPolicy.load(str(path), cfg=policy_cfg, device=device)
 
     def describe(self) -> str:
-        return f"{self.name}: policy {self.path}, {self.decoding} decoding{_guard_note(self.guard)}"
+        if self.candidates > 1:
+            keep = ", the unchanged response a candidate too" if self.keep_original else ""
+            decoding = (f"best of {self.candidates} episodes by the training reward (greedy + "
+                        f"{self.candidates - 1} sampled{keep})")
+        else:
+            decoding = f"{self.decoding} decoding"
+        return f"{self.name}: policy {self.path}, {decoding}{_guard_note(self.guard)}"
+
+    @staticmethod
+    def _edits_json(edits) -> list[dict]:
+        return [{"action": e.action, "position": int(e.position), "sentence": e.sentence}
+                for e in edits if e.action == "replace" or (e.action == "insert" and e.sentence)]
 
     def rewrite(self, seekers, responses, seed=None):
         import torch
 
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        if self.candidates > 1:
+            return self._rewrite_ranked(list(seekers), list(responses), gen)
         results = self._episode(self.policy, list(seekers), list(responses), self.cfg,
                                 sample=self.decoding == "sample", generator=gen, guard=self.guard)
-        out = []
-        for text, edits in results:
-            out.append((text, [{"action": e.action, "position": int(e.position), "sentence": e.sentence}
-                               for e in edits if e.action == "replace" or (e.action == "insert" and e.sentence)]))
-        return out
+        return [(text, self._edits_json(edits)) for text, edits in results]
+
+    def _rewrite_ranked(self, seekers, responses, gen):
+        from partner import rerank
+        from partner.episode import run_episodes
+        from partner.rl import reward_edit
+
+        cands: list[list] = [[] for _ in responses]
+        if self.keep_original:
+            for i, r in enumerate(responses):
+                cands[i].append(rerank.Candidate(r, [], rerank.stop_info(), rerank.ORIGINAL))
+        for k in range(self.candidates):
+            sampled = k > 0 or self.decoding == "sample"
+            eps = run_episodes(self.policy, seekers, responses, self.cfg, sample=sampled, generator=gen,
+                               guard=self.guard)
+            for i, ep in enumerate(eps):
+                cands[i].append(rerank.Candidate(ep.text, self._edits_json(ep.edits), reward_edit(ep),
+                                                 rerank.SAMPLED if sampled else rerank.GREEDY))
+        sel = rerank.select(self.reward_fn, seekers, responses, cands)
+        self.chosen.update(sel.counts)
+        return [(c.text, c.edits) for c in sel.chosen]
 
 
 def build_rewriter(method: str, cfg, model: str | None = None, device=None) -> Rewriter:
@@ -291,5 +329,10 @@ def build_rewriter(method: str, cfg, model: str | None = None, device=None) -> R
                                 top_p=cfg.policy.top_p, temperature=cfg.policy.temperature,
                                 max_new_tokens=rc.zeroshot_max_new_tokens, max_input_tokens=rc.max_input_tokens,
                                 at=rc.insert_at, device=device, guard=guard)
+    reward_fn = None
+    if rc.candidates > 1:
+        from rewards.stack import RewardStack
+
+        reward_fn = RewardStack.from_config(cfg, device=device)
     return PolicyRewriter(method, policy_path(method, model), cfg.policy, decoding=rc.decoding, device=device,
-                          guard=guard)
+                          guard=guard, candidates=rc.candidates, reward_fn=reward_fn, keep_original=rc.keep_original)

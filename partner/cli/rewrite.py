@@ -78,6 +78,9 @@ def _main(args: argparse.Namespace) -> int:
                          seed=seed, overwrite=args.overwrite)
     log.info("%s: %d lines (%d already there, %d written, %d errors)", out, stats.total, stats.skipped,
              stats.written, stats.errors)
+    chosen = getattr(rewriter, "chosen", None)
+    if chosen:
+        log.info("reward-ranked decoding kept %s", ", ".join(f"{kind} {n}" for kind, n in sorted(chosen.items())))
     guard = getattr(rewriter, "guard", None)
     if guard is not None and guard.rejected:
         log.info("sentence guard rejected %s generated sentence(s) this run (the step became stop)",

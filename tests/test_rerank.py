@@ -1,0 +1,111 @@
+"""Reward-ranked decoding (partner/rerank.py): selection, and the policy rewriter that uses it."""
+
+import pytest
+from test_rewrite import ODD, tiny_policy  # noqa: F401  (fixture)
+
+from partner import rerank
+from partner.rerank import Candidate
+
+
+class CountingReward:
+    """reward = f(text); records every call's batch."""
+
+    def __init__(self, f):
+        self.f, self.calls = f, []
+
+    def __call__(self, seekers, originals, rewrites, edits=None):
+        assert len(seekers) == len(originals) == len(rewrites) == len(edits)
+        self.calls.append(list(rewrites))
+        self.pairs = getattr(self, "pairs", []) + list(zip(seekers, rewrites))
+        return [self.f(t) for t in rewrites]
+
+
+def cands(*texts, kind=rerank.SAMPLED):
+    return [Candidate(t, [], rerank.stop_info(), kind) for t in texts]
+
+
+def test_select_keeps_the_highest_reward_per_input_and_scores_each_text_once():
+    reward = CountingReward(len)
+    sel = rerank.select(reward, ["s1", "s2"], ["o1", "o2"],
+                        [cands("a", "abc", "ab", "abc"), cands("xyz", "x")])
+    assert [c.text for c in sel.chosen] == ["abc", "xyz"]
+    assert sel.rewards == [3.0, 3.0]
+    assert reward.calls == [["a", "abc", "ab", "xyz", "x"]]  # the repeated "abc" scored once, one batch
+
+
+def test_select_breaks_ties_towards_the_earlier_candidate_and_counts_kinds():
+    first = Candidate("keep", [], rerank.stop_info(), rerank.ORIGINAL)
+    later = Candidate("same", [{"action": "insert"}], rerank.stop_info(), rerank.GREEDY)
+    sel = rerank.select(CountingReward(lambda t: 1.0), ["s"], ["keep"], [[first, later]])
+    assert sel.chosen[0] is first and sel.counts == {rerank.ORIGINAL: 1}
+
+
+def test_select_accepts_a_reward_stack_output_and_refuses_bad_shapes():
+    from rewards.stack import RewardOutput
+
+    def stack(seekers, originals, rewrites, edits=None):
+        return RewardOutput([-len(t) for t in rewrites], {}, {})
+
+    assert rerank.select(stack, ["s"], ["o"], [cands("long one", "short")]).chosen[0].text == "short"
+    with pytest.raises(ValueError, match="no candidates"):
+        rerank.select(stack, ["s"], ["o"], [[]])
+    with pytest.raises(ValueError, match="candidate lists"):
+        rerank.select(stack, ["s", "t"], ["o", "p"], [cands("a")])
+
+
+def _policy_rewriter(path, candidates, reward_fn, keep_original=True):
+    from partner.config import PolicyConfig
+    from partner.rewriters import PolicyRewriter
+
+    cfg = PolicyConfig(backbone="tiny-gpt2", max_sentence_tokens=6, max_context_tokens=32)
+    return PolicyRewriter("partner", path, cfg, candidates=candidates, reward_fn=reward_fn,
+                          keep_original=keep_original)
+
+
+SEEKERS = ["I feel alone.", "Work is crushing me.", "I failed my exam."]
+RESPONSES = ["One. Two. Three.", "Take a break.", ""]
+
+
+def test_ranked_rewrites_keep_the_candidate_the_reward_prefers(tiny_policy):  # noqa: F811
+    reward = CountingReward(lambda t: len(t))  # longest text wins
+    rw = _policy_rewriter(tiny_policy, 4, reward)
+    out = rw.rewrite(SEEKERS, RESPONSES, seed=3)
+    assert len(out) == 3 and len(reward.calls) == 1
+    for (text, edits), seeker, original in zip(out, SEEKERS, RESPONSES):
+        mine = [t for s, t in reward.pairs if s == seeker]
+        assert original in mine and len(mine) >= 2  # the original and at least one policy episode
+        assert text == max(mine, key=len)
+        for e in edits:
+            assert set(e) == {"action", "position", "sentence"}
+    assert sum(rw.chosen.values()) == 3
+    # deterministic for a seed
+    again = _policy_rewriter(tiny_policy, 4, CountingReward(lambda t: len(t))).rewrite(SEEKERS, RESPONSES, seed=3)
+    assert again == out
+
+
+def test_keep_original_leaves_inputs_alone_when_no_edit_beats_them(tiny_policy):  # noqa: F811
+    # a reward that punishes any change: the original (no edits) must win everywhere
+    originals = set(RESPONSES)
+    rw = _policy_rewriter(tiny_policy, 3, CountingReward(lambda t: 0.0 if t in originals else -1.0))
+    out = rw.rewrite(SEEKERS, RESPONSES, seed=0)
+    assert out == [(r, []) for r in RESPONSES]
+    assert rw.chosen == {rerank.ORIGINAL: 3}
+    # without it, an edited candidate is kept whenever the policy wrote one
+    rw = _policy_rewriter(tiny_policy, 3, CountingReward(lambda t: 0.0 if t in originals else -1.0),
+                          keep_original=False)
+    assert rerank.ORIGINAL not in rw.chosen
+    rw.rewrite(SEEKERS, RESPONSES, seed=0)
+    assert rerank.ORIGINAL not in rw.chosen and sum(rw.chosen.values()) == 3
+
+
+def test_ranked_decoding_handles_odd_inputs(tiny_policy):  # noqa: F811
+    rw = _policy_rewriter(tiny_policy, 2, CountingReward(lambda t: -len(t)))
+    out = rw.rewrite([o["seeker_post"] for o in ODD], [o["response_post"] for o in ODD], seed=1)
+    assert [t for t, _ in out] == [o["response_post"] for o in ODD]  # shortest = unchanged
+
+
+def test_ranked_decoding_needs_a_reward_and_a_sane_count(tiny_policy):  # noqa: F811
+    with pytest.raises(ValueError, match="reward function"):
+        _policy_rewriter(tiny_policy, 2, None)
+    with pytest.raises(ValueError, match="at least 1"):
+        _policy_rewriter(tiny_policy, 0, None)
