@@ -131,3 +131,32 @@ def test_eval_against_names_a_file_or_method(outputs, tmp_path, monkeypatch):
                            "--out", str(tmp_path / "b")], capture_output=True, text=True)
     assert proc.returncode == 2 and "--against 'nope'" in proc.stderr and "identity, template" in proc.stderr
     assert not (tmp_path / "b" / "rewrites.json").exists()
+
+
+def test_a_held_out_judge_rescores_every_file(outputs, tmp_path, monkeypatch):
+    class Judge(FakeScorer):
+        """Another classifier: it only sees explorations (questions)."""
+
+        def score(self, seekers, responses, **kw):
+            out = super().score(seekers, responses, **kw)
+            for o in out:
+                o.total = o.levels["EX"]
+            return out
+
+    judge, specs = Judge(), []
+    judge_dir = tmp_path / "judge"
+    judge_dir.mkdir()
+    monkeypatch.setattr(rw, "load_scorer", lambda spec="", device=None: specs.append(spec) or judge)
+    monkeypatch.setattr(ev.Models, "coherence", lambda self: FakeCoherence())
+    args = argparse.Namespace(files=[str(f) for f in outputs], out=str(tmp_path / "eval"), config=None,
+                              scorer=str(judge_dir),
+                              overrides=["rewards.reference_lm=tiny-gpt2", "rewrite.retrieval_embedder=tiny-bert"])
+    assert ev.main(args) == 0
+    report = json.loads((tmp_path / "eval" / "rewrites.json").read_text())
+    assert specs == [str(judge_dir)] and judge.calls == [6, 6]
+    # the files' own scorer gives the template +1 (ER from "hard"); the judge sees no change
+    assert [r["empathy"]["overall"] for r in report["rows"]] == [0, 0]
+    assert report["empathy_classifier"] == str(judge_dir) and "--scorer" in report["notes"]["empathy"]
+    proc = subprocess.run([str(BIN / "partner-eval"), "rewrites", *args.files, "--scorer", str(tmp_path / "nope"),
+                           "--out", str(tmp_path / "b")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "nope" in proc.stderr and "Traceback" not in proc.stderr

@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="folder for JSON, markdown and PNG plots")
     r.add_argument("--against", default=None, metavar="FILE|METHOD",
                    help="compare every other file with this one, input by input (default: the last file)")
+    r.add_argument("--scorer", default=None, metavar="CLASSIFIER",
+                   help="re-score every file's empathy with this classifier folder instead of reading the files' "
+                        "own scores (a held-out judge: one the rewriter never trained or reranked against)")
     add_config(r)
     for s in (c, pr, r):
         add_common(s)

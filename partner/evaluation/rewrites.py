@@ -11,7 +11,10 @@ last file): mean difference, bootstrap CI, sign-flip permutation p-value. That i
 ablation needs: two rewriters' means can differ by less than either's CI and still differ reliably.
 
 Empathy comes from the files' own ``empathy`` before/after scores; files written with
-``--scorer none`` are scored here with the shipped classifier if it exists. Metrics whose model is
+``--scorer none`` are scored here with the shipped classifier if it exists. ``--scorer FOLDER``
+re-scores every file with that classifier instead: a held-out judge for rewriters that trained or
+reranked against the shipped one (the gain they show under their own classifier can be partly
+selection against it). Metrics whose model is
 missing (classifier, coherence model) are reported as n/a with the reason, never guessed.
 
 Writes ``rewrites.json``, ``rewrites.md``, ``empathy_by_level.png`` and ``edits_by_level.png`` into
@@ -370,13 +373,22 @@ def main(args) -> int:
         _against_index([{"file": str(f), "method": _method(read_rewrites(f)[0])} for f in files], against)
     out = Path(args.out) if args.out else files[0].parent / "eval-rewrites"
     out.mkdir(parents=True, exist_ok=True)
+    judge = getattr(args, "scorer", None)
+    if judge:
+        if not Path(judge).is_dir():
+            raise FileNotFoundError(f"--scorer {judge}: no classifier folder there")
+        cfg.rewrite.scorer = judge
     models = Models(cfg)
-    clash = scored_with_different_classifiers(files) if len(files) > 1 else 0
-    if clash:
+    clash = scored_with_different_classifiers(files) if len(files) > 1 and not judge else 0
+    if judge:
+        if models.empathy() is None:
+            raise FileNotFoundError(f"--scorer {judge}: {models.notes.get('empathy classifier', 'cannot load it')}")
+        models.notes["empathy"] = f"every file re-scored with the classifier at {judge} (--scorer)"
+    elif clash:
         models.notes["empathy"] = (f"the files disagree on the original's empathy for {clash} inputs (scored by "
                                    "different classifier versions): every file was re-scored with the current one")
         log.warning(models.notes["empathy"])
-    rows = [evaluate_file(f, models, rescore=bool(clash)) for f in files]
+    rows = [evaluate_file(f, models, rescore=bool(clash or judge)) for f in files]
     paired = paired_rows(rows, _against_index(rows, against)) if len(rows) > 1 else []
     for r in rows:
         r.pop("_items", None)
@@ -384,6 +396,7 @@ def main(args) -> int:
         "rows": rows,
         "paired": paired,
         "notes": models.notes,
+        "empathy_classifier": judge or cfg.rewrite.scorer or "shipped models/epitome (or the files' own scores)",
         "reference_lm": cfg.rewards.reference_lm or cfg.policy.backbone,
         "embedder": cfg.rewrite.retrieval_embedder,
         "machine": machine_info(),
