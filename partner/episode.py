@@ -97,10 +97,13 @@ def run_episodes(policy, seekers: list[str], responses: list[str], cfg=None, sam
         for b, i in enumerate(idx):
             ep, window = episodes[i], windows[b]
             pos = int(acts.positions[b])
-            if (guard is not None and pos != E.stop_class(k) and E.clean_sentence(acts.sentences[b])
-                    and guard.check(ep.seeker, acts.sentences[b])):
-                pos = E.stop_class(k)
-            ep.sentences, edit = E.apply_edit(ep.sentences, starts[i], k, pos, acts.sentences[b])
+            sentences, edit = E.apply_edit(ep.sentences, starts[i], k, pos, acts.sentences[b])
+            if guard is not None and edit.action != E.STOP and edit.sentence:
+                others = [s for j, s in enumerate(ep.sentences) if not (edit.action == E.REPLACE and j == edit.position)]
+                if guard.check(ep.seeker, edit.sentence, others):
+                    pos = E.stop_class(k)
+                    sentences, edit = E.apply_edit(ep.sentences, starts[i], k, pos, acts.sentences[b])
+            ep.sentences = sentences
             ep.steps.append(Step(i, ep.seeker, window, starts[i], pos, acts.sentence_ids[b], acts.sentences[b],
                                  float(acts.logp_position[b]), float(acts.logp_sentence[b]), edit))
             shift = len(window)

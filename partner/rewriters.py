@@ -190,7 +190,7 @@ class ZeroShotRewriter(Rewriter):
         out = []
         for o, s, r in zip(outputs, seekers, responses):
             sentence = parse_zeroshot(o, r)
-            if sentence and self.guard is not None and self.guard.check(s, sentence):
+            if sentence and self.guard is not None and self.guard.check(s, sentence, split_sentences(r)):
                 sentence = ""  # rejected: the response stays as it was
             out.append(insert_sentence(r, sentence, self.at))
         return out
@@ -199,8 +199,8 @@ class ZeroShotRewriter(Rewriter):
 def _guard_note(guard) -> str:
     if guard is None or not guard.active:
         return ", no sentence guard"
-    return (f", sentence guard (seeker copy >= {guard.max_seeker_copy:g}, repetition >= {guard.max_repetition:g} "
-            "rejected)")
+    return (f", sentence guard (seeker copy >= {guard.max_seeker_copy:g}, response copy >= "
+            f"{guard.max_response_copy:g}, repetition >= {guard.max_repetition:g} rejected)")
 
 
 def policy_path(method: str, model: str | None = None) -> Path:

@@ -17,7 +17,7 @@ BASE=${1:-runs/default}
 CONFIG=${2:-configs/default.yaml}
 OUT=$BASE-ablations
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-RAW=(--set rewrite.max_seeker_copy=0 --set rewrite.max_repetition=0)
+RAW=(--set rewrite.max_seeker_copy=0 --set rewrite.max_response_copy=0 --set rewrite.max_repetition=0 --set rewrite.candidates=1)
 
 for f in "$BASE/warmstart/.complete" "$BASE/rl/.complete"; do
   [[ -f $f ]] || { echo "ablations: $f is missing; run partner-train --config $CONFIG --set run_dir=$BASE first" >&2; exit 2; }

@@ -35,7 +35,7 @@ def test_guard_rejects_and_counts_and_can_be_switched_off():
     assert g.check(SEEKER, "I'm sorry, I'm sorry, I'm sorry, I'm sorry.") == "repetition"
     assert g.check(SEEKER, "That sounds really frightening. Are you safe right now?") is None
     assert g.rejected == {"seeker_copy": 1, "repetition": 1}
-    off = SentenceGuard(0, 0)
+    off = SentenceGuard(0, 0, 0)
     assert not off.active and off.check(SEEKER, "I feel like it's closer to happening.") is None
 
 
@@ -80,9 +80,10 @@ def test_zeroshot_rejected_sentence_leaves_the_response_unchanged():
 def test_guard_thresholds_come_from_the_rewrite_config():
     from partner.config import load_config
 
-    cfg = load_config(None, ["rewrite.max_seeker_copy=0", "rewrite.max_repetition=0.5"])
+    cfg = load_config(None, ["rewrite.max_seeker_copy=0", "rewrite.max_repetition=0.5",
+                             "rewrite.max_response_copy=0.8"])
     g = SentenceGuard.from_config(cfg.rewrite)
-    assert (g.max_seeker_copy, g.max_repetition) == (0.0, 0.5)
+    assert (g.max_seeker_copy, g.max_repetition, g.max_response_copy) == (0.0, 0.5, 0.8)
     assert SentenceGuard.from_config(load_config(None, []).rewrite) == SentenceGuard()
 
 
@@ -92,8 +93,34 @@ def test_eval_reports_degenerate_written_sentences():
     edits = [[{"action": "insert", "position": 0, "sentence": "I feel like it's closer to happening."},
               {"action": "insert", "position": 2, "sentence": "Sorry, so sorry, so sorry, so sorry."}],
              [{"action": "replace", "position": 0, "sentence": ""}],
-             [{"action": "insert", "position": 0, "sentence": "That must be hard."}]]
-    out = degenerate_edits([SEEKER, SEEKER, SEEKER], edits)
-    assert out == {"written_sentences": 3, "seeker_copy_rate": pytest.approx(1 / 3),
-                   "repetition_rate": pytest.approx(1 / 3)}
-    assert degenerate_edits([SEEKER], [[]])["seeker_copy_rate"] is None
+             [{"action": "insert", "position": 0, "sentence": "That must be hard."}],
+             # a duplicate of the response's own sentence; then a rewording of the replaced sentence (no copy)
+             [{"action": "insert", "position": 1, "sentence": "I have been there too."}],
+             [{"action": "replace", "position": 0, "sentence": "I have been there too, friend."}]]
+    originals = ["Stay strong. Keep going.", "Go out more.", "Call a friend.", "I have been there too. Hugs.",
+                 "I have been there too. Hugs."]
+    out = degenerate_edits([SEEKER] * 5, originals, edits)
+    assert out == {"written_sentences": 5, "seeker_copy_rate": pytest.approx(1 / 5),
+                   "response_copy_rate": pytest.approx(1 / 5), "repetition_rate": pytest.approx(1 / 5)}
+    assert degenerate_edits([SEEKER], ["x"], [[]])["seeker_copy_rate"] is None
+
+
+def test_replay_gives_each_sentence_the_response_it_went_into():
+    from partner.guards import replay
+
+    got = list(replay("A one. B two.", [{"action": "insert", "position": 1, "sentence": "New."},
+                                         {"action": "replace", "position": 0, "sentence": "A1."},
+                                         {"action": "replace", "position": 2, "sentence": ""}]))
+    assert got == [("New.", ["A one.", "B two."]), ("A1.", ["New.", "B two."])]
+
+
+def test_a_sentence_that_duplicates_the_response_is_rejected_but_a_rewording_of_the_replaced_one_is_not():
+    response = "I feel the same way. I'm angry and depressed."
+    dup = (0, "I feel the same way.")  # insert before sentence 0: a copy of it
+    guard = SentenceGuard()
+    ep = run_episodes(OnePostPolicy([[dup]]), [SEEKER], [response], guard=guard)[0]
+    assert ep.text == response and guard.rejected == {"response_copy": 1}
+    reword = (E.replace_class(0, 2), "I feel the same way, truly.")
+    ep = run_episodes(OnePostPolicy([[reword]]), [SEEKER], [response], guard=guard)[0]
+    assert ep.text.startswith("I feel the same way, truly. I'm angry") and guard.rejected == {"response_copy": 1}
+    assert not SentenceGuard(max_response_copy=0).duplicates([response], "I feel the same way.")

@@ -133,17 +133,20 @@ def scored_with_different_classifiers(files: list[Path]) -> int:
     return len(clash)
 
 
-def degenerate_edits(seekers: list[str], edits: list[list[dict]]) -> dict:
+def degenerate_edits(seekers: list[str], originals: list[str], edits: list[list[dict]]) -> dict:
     """Shares of the written sentences that partner.guards would reject (at its default thresholds)."""
-    from partner.guards import SentenceGuard
+    from partner.guards import SentenceGuard, replay
 
     g = SentenceGuard()
-    written = [(s, e["sentence"]) for s, es in zip(seekers, edits) for e in es if e.get("sentence")]
+    written = [(s, t, others) for s, o, es in zip(seekers, originals, edits) for t, others in replay(o, es)]
     if not written:
-        return {"written_sentences": 0, "seeker_copy_rate": None, "repetition_rate": None}
-    return {"written_sentences": len(written),
-            "seeker_copy_rate": sum(g.copies(s, t) for s, t in written) / len(written),
-            "repetition_rate": sum(g.repeats(t) for _, t in written) / len(written)}
+        return {"written_sentences": 0, "seeker_copy_rate": None, "response_copy_rate": None,
+                "repetition_rate": None}
+    n = len(written)
+    return {"written_sentences": n,
+            "seeker_copy_rate": sum(g.copies(s, t) for s, t, _ in written) / n,
+            "response_copy_rate": sum(g.duplicates(o, t) for _, t, o in written) / n,
+            "repetition_rate": sum(g.repeats(t) for _, t, _ in written) / n}
 
 
 def _method(records: list[dict]) -> str:
@@ -224,7 +227,7 @@ def evaluate_file(path: Path, models: Models, rescore: bool = False) -> dict:
     dist = [metrics.edit_distance_words(o, r) for o, r in zip(originals, rewrites)]
     rates = [metrics.edit_rate(o, r) for o, r in zip(originals, rewrites)]
     row["edit_rate"] = metrics.mean(rates)
-    row.update(degenerate_edits(seekers, edits))
+    row.update(degenerate_edits(seekers, originals, edits))
     row["edits_per_response"] = metrics.mean(len(e) for e in edits)
     row["changed"] = metrics.mean(float(o != r) for o, r in zip(originals, rewrites))
     row["words_original"] = metrics.mean(len(metrics.word_tokenize(o)) for o in originals)
@@ -277,11 +280,12 @@ def markdown(rows: list[dict], notes: dict[str, str], paired: list[dict] | None 
         if by:
             out.append(f"| {lab} | " + " | ".join(f"{_fmt(by[lv]['mean'], 2)} ({by[lv]['n']})" for lv in range(7)) + " |")
     out += ["", "Degenerate written sentences (partner/guards.py): share of inserted or replacing sentences that "
-                "copy >= 50 % of their word trigrams from the seeker post, or repeat >= 30 % of their own:", "",
-            "| method | sentences written | seeker copy | self-repetition |", "|---|---|---|---|"]
+                "copy >= 50 % of their word trigrams from the seeker post, or from the response's other sentences, "
+                "or repeat >= 30 % of their own:", "",
+            "| method | sentences written | seeker copy | response copy | self-repetition |", "|---|---|---|---|---|"]
     for lab, r in zip(labels, rows):
         out.append(f"| {lab} | {r.get('written_sentences', 0)} | {_fmt(r.get('seeker_copy_rate'))} | "
-                   f"{_fmt(r.get('repetition_rate'))} |")
+                   f"{_fmt(r.get('response_copy_rate'))} | {_fmt(r.get('repetition_rate'))} |")
     if paired:
         out += ["", (f"Paired on the same inputs: ΔEmpathy of each method minus that of {paired[0]['against']} "
                      "(bootstrap 95 % CI; p: two-sided sign-flip permutation test; inputs where the method "
