@@ -103,6 +103,8 @@ class RewriteConfig:
                          "N-1 sampled, the one with the highest training reward rewards.* kept: partner/rerank.py)", 1)
     keep_original: bool = _h("with candidates > 1, the unchanged response is a candidate too (a rewrite never "
                              "scores below its input under the reward)", True)
+    min_gain: float = _h("with keep_original, an edit is kept only if its reward beats the unchanged response's by "
+                         "this much (0.5 with the paper's weights: in effect, only edits that gain empathy)", 0.5)
     max_response_copy: float = _h("reject a generated sentence when at least this share of its word trigrams occurs "
                                   "in the response's other sentences (it duplicates what is already there); 0 = off",
                                   0.5)

@@ -5,8 +5,11 @@ greedy episode and N − 1 sampled ones (positions and sentences sampled, top-p 
 every candidate sentence passes the sentence guard) and keeps the candidate with the highest
 training reward, ``RewardStack`` with the ``rewards.*`` weights: change in empathy, fluency,
 coherence and mutual information, as in RL. With ``rewrite.keep_original`` (default on), the
-unchanged response is a candidate too. A rewrite is then never worse than the input under the
-reward, so an input that is already empathic is left alone rather than edited down.
+unchanged response is a candidate too, and an edit must beat it by ``rewrite.min_gain`` (default
+0.5: with the paper's weights, in effect an empathy gain; fluency, coherence and MI differences
+between candidates are tenths). A rewrite is then never worse than the input under the reward, an
+input that is already empathic is left alone rather than edited down, and no sentence is added
+that gains nothing.
 
 This is best-of-N sampling (rejection sampling against a reward model), a decoding method, not a
 change to the policy: N = 1 is the policy's own greedy episode, which is what the paper evaluates.
@@ -47,9 +50,13 @@ def stop_info():
     return EditInfo(candidate="", window=[], replaced=None, action="stop")
 
 
-def select(reward_fn, seekers: list[str], originals: list[str], candidates: list[list[Candidate]]) -> Selection:
+def select(reward_fn, seekers: list[str], originals: list[str], candidates: list[list[Candidate]],
+           min_gain: float = 0.0) -> Selection:
     """Score every candidate of every input with ``reward_fn`` (one batched call; texts that repeat
-    within an input are scored once) and keep the best per input; ties go to the earlier candidate."""
+    within an input are scored once) and keep the best per input; ties go to the earlier candidate.
+
+    ``min_gain``: an edited candidate must beat the input's ORIGINAL candidate (if it has one) by at
+    least this much, else the original is kept: an edit that gains no empathy is not worth its risk."""
     if not (len(seekers) == len(originals) == len(candidates)):
         raise ValueError(f"{len(seekers)} seekers, {len(originals)} originals, {len(candidates)} candidate lists")
     flat: list[tuple[int, int]] = []
@@ -68,5 +75,9 @@ def select(reward_fn, seekers: list[str], originals: list[str], candidates: list
     for (i, j), r in zip(flat, totals):
         if i not in best or r > best[i][0]:
             best[i] = (float(r), j)
+    if min_gain:
+        for (i, j), r in zip(flat, totals):
+            if candidates[i][j].kind == ORIGINAL and best[i][1] != j and best[i][0] < float(r) + min_gain:
+                best[i] = (float(r), j)
     chosen = [candidates[i][best[i][1]] for i in range(len(candidates))]
     return Selection(chosen, [best[i][0] for i in range(len(candidates))], Counter(c.kind for c in chosen))

@@ -233,7 +233,7 @@ class PolicyRewriter(Rewriter):
     """The trained PARTNER policy: the documented multi-step episode of partner.episode."""
 
     def __init__(self, method: str, path: Path, policy_cfg, decoding: str = "greedy", device=None, guard=None,
-                 candidates: int = 1, reward_fn=None, keep_original: bool = True):
+                 candidates: int = 1, reward_fn=None, keep_original: bool = True, min_gain: float = 0.0):
         """``candidates`` > 1: reward-ranked decoding (partner.rerank) with ``reward_fn`` (a RewardStack)."""
         try:
             from partner.episode import rewrite_one_batch
@@ -254,13 +254,15 @@ class PolicyRewriter(Rewriter):
             raise ValueError("rewrite.candidates > 1 needs a reward function to rank the candidates")
         self.name, self.path, self.cfg, self.decoding, self.guard = method, path, policy_cfg, decoding, guard
         self.candidates, self.reward_fn, self.keep_original = int(candidates), reward_fn, keep_original
+        self.min_gain = float(min_gain)
         self.chosen: Counter = Counter()  # reward-ranked decoding: which kind of candidate won, this run
         self._episode = rewrite_one_batch
         self.policy = PartnerPolicy.load(str(path), cfg=policy_cfg, device=device)
 
     def describe(self) -> str:
         if self.candidates > 1:
-            keep = ", the unchanged response a candidate too" if self.keep_original else ""
+            keep = (f", the unchanged response kept unless an edit gains >= {self.min_gain:g}" if self.keep_original
+                    else "")
             decoding = (f"best of {self.candidates} episodes by the training reward (greedy + "
                         f"{self.candidates - 1} sampled{keep})")
         else:
@@ -298,7 +300,7 @@ class PolicyRewriter(Rewriter):
             for i, ep in enumerate(eps):
                 cands[i].append(rerank.Candidate(ep.text, self._edits_json(ep.edits), reward_edit(ep),
                                                  rerank.SAMPLED if sampled else rerank.GREEDY))
-        sel = rerank.select(self.reward_fn, seekers, responses, cands)
+        sel = rerank.select(self.reward_fn, seekers, responses, cands, min_gain=self.min_gain)
         self.chosen.update(sel.counts)
         return [(c.text, c.edits) for c in sel.chosen]
 
@@ -335,4 +337,5 @@ def build_rewriter(method: str, cfg, model: str | None = None, device=None) -> R
 
         reward_fn = RewardStack.from_config(cfg, device=device)
     return PolicyRewriter(method, policy_path(method, model), cfg.policy, decoding=rc.decoding, device=device,
-                          guard=guard, candidates=rc.candidates, reward_fn=reward_fn, keep_original=rc.keep_original)
+                          guard=guard, candidates=rc.candidates, reward_fn=reward_fn, keep_original=rc.keep_original,
+                          min_gain=rc.min_gain)

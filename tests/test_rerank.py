@@ -40,6 +40,17 @@ def test_select_breaks_ties_towards_the_earlier_candidate_and_counts_kinds():
     assert sel.chosen[0] is first and sel.counts == {rerank.ORIGINAL: 1}
 
 
+def test_min_gain_keeps_the_original_unless_an_edit_clearly_beats_it():
+    orig = Candidate("orig", [], rerank.stop_info(), rerank.ORIGINAL)
+    small, big = cands("small+", "big+++")
+    scores = {"orig": 1.0, "small+": 1.3, "big+++": 1.6}
+    reward = CountingReward(lambda t: scores[t])
+    assert rerank.select(reward, ["s"], ["orig"], [[orig, small]], min_gain=0.5).chosen[0] is orig
+    assert rerank.select(reward, ["s"], ["orig"], [[orig, small, big]], min_gain=0.5).chosen[0] is big
+    assert rerank.select(reward, ["s"], ["orig"], [[orig, small]], min_gain=0).chosen[0] is small
+    assert rerank.select(reward, ["s"], ["orig"], [[small, big]], min_gain=5).chosen[0] is big  # no original
+
+
 def test_select_accepts_a_reward_stack_output_and_refuses_bad_shapes():
     from rewards.stack import RewardOutput
 
