@@ -120,3 +120,22 @@ def test_ranked_decoding_needs_a_reward_and_a_sane_count(tiny_policy):  # noqa: 
         _policy_rewriter(tiny_policy, 2, None)
     with pytest.raises(ValueError, match="at least 1"):
         _policy_rewriter(tiny_policy, 0, None)
+
+
+@pytest.mark.slow
+def test_shipped_agent_with_the_real_reward_stack(tmp_path):
+    """The whole path partner-rewrite takes by default: shipped policy, guard, RewardStack from the config."""
+    from partner.config import DEFAULT_CONFIG, SHIPPED_MODELS, load_config
+    from partner.rewriters import build_rewriter
+
+    if not (SHIPPED_MODELS / "policy_rl" / "policy_config.json").exists():
+        pytest.skip("no shipped PARTNER agent in models/policy_rl")
+    cfg = load_config(DEFAULT_CONFIG, ["rewrite.candidates=2"])
+    rw = build_rewriter("partner", cfg)
+    seekers = ["My dog died yesterday and I can't stop crying.", "I finally got the job I wanted!"]
+    responses = ["Get another dog.", "Congrats, that is awesome! You earned it."]
+    out = rw.rewrite(seekers, responses, seed=0)
+    assert len(out) == 2 and sum(rw.chosen.values()) == 2
+    for (text, edits), original in zip(out, responses):
+        assert (text == original) == (not edits)
+    assert "best of 2" in rw.describe()

@@ -251,7 +251,7 @@ def tiny_policy(tmp_path_factory):
 
 
 POLICY_SETS = ["--set", "policy.backbone=tiny-gpt2", "--set", "policy.max_sentence_tokens=6",
-               "--set", "policy.max_context_tokens=32"]
+               "--set", "policy.max_context_tokens=32", "--set", "rewrite.candidates=1"]
 
 
 def test_policy_methods_through_the_cli(tmp_path, tiny_policy, monkeypatch):
