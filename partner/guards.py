@@ -8,9 +8,9 @@ Three failure kinds, all seen in the shipped agents' test-split rewrites (see th
   only reduced it. Measured by the share of the sentence's word trigrams that also occur in the
   seeker post.
 - **response copy**: the sentence repeats another sentence of the response it is written into
-  (inserting "I feel the same way." in front of "I feel the same way. I'm angry ..."): 6.4 % of the
-  guarded 50-step agent's written sentences on the test split. It adds nothing; the classifier may
-  still score it. Measured by the share of the sentence's word trigrams that occur in the response's
+  (inserting "I feel the same way." in front of "I feel the same way. I'm angry ...", or its own
+  "I'm sorry to hear that." a second time): 25 % of the raw 50-step agent's written sentences on
+  the test split. It adds nothing; the classifier may still score it. Measured by the share of the sentence's word trigrams that occur in the response's
   other sentences (a replaced sentence does not count: rewording it is an edit, not a copy).
 - **degenerate repetition**: greedy decoding loops ("I'm sorry, I'm sorry, I'm sorry, ..."). Measured
   by the share of the sentence's word trigrams that repeat an earlier trigram of the same sentence.
