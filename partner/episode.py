@@ -76,6 +76,7 @@ def run_episodes(policy, seekers: list[str], responses: list[str], cfg=None, sam
     sentence it rejects becomes a stop step in that window.
     """
     from classifiers.text import split_sentences
+    from partner.guards import other_sentences
 
     if len(seekers) != len(responses):
         raise ValueError("seekers and responses must have the same length")
@@ -99,7 +100,7 @@ def run_episodes(policy, seekers: list[str], responses: list[str], cfg=None, sam
             pos = int(acts.positions[b])
             sentences, edit = E.apply_edit(ep.sentences, starts[i], k, pos, acts.sentences[b])
             if guard is not None and edit.action != E.STOP and edit.sentence:
-                others = [s for j, s in enumerate(ep.sentences) if not (edit.action == E.REPLACE and j == edit.position)]
+                others = other_sentences(ep.sentences, edit.position if edit.action == E.REPLACE else None)
                 if guard.check(ep.seeker, edit.sentence, others):
                     pos = E.stop_class(k)
                     sentences, edit = E.apply_edit(ep.sentences, starts[i], k, pos, acts.sentences[b])

@@ -104,18 +104,19 @@ class SentenceGuard:
                    float(rewrite_cfg.max_response_copy))
 
 
+def other_sentences(sentences: list[str], replaced: int | None = None) -> list[str]:
+    """The sentences a new one goes in beside: all of them, less the one it replaces (if any)."""
+    return [s for i, s in enumerate(sentences) if i != replaced]
+
+
 def replay(response: str, edits: list[dict]):
     """(sentence, the response's other sentences when it was written) for every written sentence of a
-    partner-rewrite ``edits`` list, replaying the edits in order (positions as partner.rewriters)."""
+    partner-rewrite ``edits`` list, replaying the edits in order (``partner.rewriters.apply_edit``)."""
     from classifiers.text import split_sentences
+    from partner.rewriters import apply_edit
 
     sents = split_sentences(response)
     for e in edits:
-        pos, text = int(e["position"]), e.get("sentence") or ""
-        replace = e["action"] == "replace"
-        if text:
-            yield text, [x for i, x in enumerate(sents) if not (replace and i == pos)]
-        if replace and 0 <= pos < len(sents):
-            sents[pos] = text
-        elif not replace:
-            sents.insert(max(0, min(pos, len(sents))), text)
+        if e.get("sentence"):
+            yield e["sentence"], other_sentences(sents, int(e["position"]) if e["action"] == "replace" else None)
+        apply_edit(sents, e)

@@ -53,15 +53,20 @@ def insert_sentence(response: str, sentence: str, at: str = "start") -> tuple[st
     return text, [{"action": "insert", "position": pos, "sentence": sentence}]
 
 
+def apply_edit(sents: list[str], edit: dict) -> None:
+    """Apply one edit (positions as documented above) to a response's sentences, in place."""
+    pos = int(edit["position"])
+    if edit["action"] == "insert":
+        sents.insert(max(0, min(pos, len(sents))), edit["sentence"])
+    elif edit["action"] == "replace" and 0 <= pos < len(sents):
+        sents[pos] = edit["sentence"]
+
+
 def apply_edits(response: str, edits: list[dict]) -> str:
     """The response after ``edits`` (positions as documented above); sentences joined by spaces."""
     sents = split_sentences(response)
     for e in edits:
-        pos = int(e["position"])
-        if e["action"] == "insert":
-            sents.insert(max(0, min(pos, len(sents))), e["sentence"])
-        elif e["action"] == "replace" and 0 <= pos < len(sents):
-            sents[pos] = e["sentence"]
+        apply_edit(sents, e)
     return join_sentences(sents)
 
 
