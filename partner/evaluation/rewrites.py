@@ -378,20 +378,22 @@ def main(args) -> int:
     out = Path(args.out) if args.out else files[0].parent / "eval-rewrites"
     out.mkdir(parents=True, exist_ok=True)
     judge = getattr(args, "scorer", None)
+    models = Models(cfg)
+    clash = 0
     if judge:
         if not Path(judge).is_dir():
             raise FileNotFoundError(f"--scorer {judge}: no classifier folder there")
         cfg.rewrite.scorer = judge
-    models = Models(cfg)
-    clash = scored_with_different_classifiers(files) if len(files) > 1 and not judge else 0
-    if judge:
         if models.empathy() is None:
             raise FileNotFoundError(f"--scorer {judge}: {models.notes.get('empathy classifier', 'cannot load it')}")
         models.notes["empathy"] = f"every file re-scored with the classifier at {judge} (--scorer)"
-    elif clash:
-        models.notes["empathy"] = (f"the files disagree on the original's empathy for {clash} inputs (scored by "
-                                   "different classifier versions): every file was re-scored with the current one")
-        log.warning(models.notes["empathy"])
+    elif len(files) > 1:
+        clash = scored_with_different_classifiers(files)
+        if clash:
+            models.notes["empathy"] = (f"the files disagree on the original's empathy for {clash} inputs (scored "
+                                       "by different classifier versions): every file was re-scored with the "
+                                       "current one")
+            log.warning(models.notes["empathy"])
     rows = [evaluate_file(f, models, rescore=bool(clash or judge)) for f in files]
     paired = paired_rows(rows, _against_index(rows, against)) if len(rows) > 1 else []
     for r in rows:
