@@ -15,6 +15,8 @@ class RewardConfig:
     w_fluency: float = _h("weight of fluency r_f (paper 10.0); 0 switches it off", 10.0)
     w_coherence: float = _h("weight of coherence r_c (paper 0.1); 0 switches it off", 0.1)
     w_mi: float = _h("weight of mutual information r_m (paper 0.1); 0 switches it off", 0.1)
+    w_guard: float = _h("weight of the guard penalty r_g (not in the paper; rewards/guard.py): minus one for every "
+                        "new sentence the rewrite-time sentence guard would reject; 0 switches it off", 0.0)
     lambda_mi: float = _h("λ_MI: forward vs reverse log-likelihood in r_m (paper 0.5)", 0.5)
     empathy_mode: str = _h("argmax (paper) | expected: levels behind r_e", "argmax")
     reference_lm: str = _h("frozen LM for fluency (paper: GPT-2); empty = the policy backbone", "")

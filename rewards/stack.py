@@ -1,4 +1,6 @@
-"""The PARTNER reward: r = w_e·r_e + w_f·r_f + w_c·r_c + w_m·r_m, per sample (paper §5.5).
+"""The PARTNER reward: r = w_e·r_e + w_f·r_f + w_c·r_c + w_m·r_m (+ w_g·r_g), per sample (paper §5.5).
+
+r_g, the guard penalty (``rewards.guard``), is ours, not the paper's: off unless ``w_guard`` > 0.
 
 ``RewardStack(cfg)(seekers, originals, rewrites, edits)`` returns a ``RewardOutput`` with the
 weighted total and every enabled component unweighted (plus the parts behind them: f_e before and
@@ -22,7 +24,7 @@ from .edit import check_batch
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("empathy", "fluency", "coherence", "mi")
+COMPONENTS = ("empathy", "fluency", "coherence", "mi", "guard")
 
 
 @dataclass
@@ -64,18 +66,19 @@ def _pick(explicit: str, run_dir: str | None, stage: str, shipped: str) -> str |
 class RewardStack:
     def __init__(self, cfg: RewardConfig | None = None, policy_backbone: str = "smollm2-135m",
                  reverse_backbone: str = "", run_dir: str | None = None, device: str | None = None,
-                 empathy_scorer=None, coherence_scorer=None, lms: dict | None = None):
+                 empathy_scorer=None, coherence_scorer=None, lms: dict | None = None, guard=None):
         """
         cfg: weights and switches. policy_backbone: p→ and the default reference / reverse base.
         run_dir: where ``partner-train`` stages wrote their models (used when cfg leaves paths empty).
         empathy_scorer / coherence_scorer: ready objects (tests, callers that hold them already).
         lms: {name: rewards.lm.FrozenLM} to reuse already loaded LMs.
+        guard: the sentence guard behind r_g (``rewards.guard.SentenceGuard``; its defaults when None).
         """
         from .lm import FrozenLM
 
         self.cfg = cfg = cfg or RewardConfig()
         self.weights = {"empathy": cfg.w_empathy, "fluency": cfg.w_fluency, "coherence": cfg.w_coherence,
-                        "mi": cfg.w_mi}
+                        "mi": cfg.w_mi, "guard": cfg.w_guard}
         self.lms: dict = dict(lms or {})
 
         def lm(name: str):
@@ -112,10 +115,19 @@ class RewardStack:
                 reverse.attach_reverse(_pick(cfg.reverse_model, run_dir, "reverse", str(default_path())))
             self.components["mi"] = MutualInformationReward(forward, reverse, cfg.lambda_mi, cfg.max_seeker_tokens,
                                                             cfg.max_response_tokens, cfg.batch_size)
+        if cfg.w_guard:
+            from .guard import GuardPenalty
+
+            self.components["guard"] = GuardPenalty(guard)
 
     @classmethod
     def from_config(cls, cfg, device: str | None = None, **kwargs) -> "RewardStack":
-        """From a whole PartnerConfig (duck-typed: .rewards, .policy.backbone, .reverse.backbone, .run_dir)."""
+        """From a whole PartnerConfig (duck-typed: .rewards, .policy.backbone, .reverse.backbone, .run_dir;
+        r_g uses the thresholds of .rewrite, the guard rewriting applies)."""
+        if cfg.rewards.w_guard and "guard" not in kwargs:
+            from .guard import SentenceGuard
+
+            kwargs["guard"] = SentenceGuard.from_config(cfg.rewrite)
         return cls(cfg.rewards, policy_backbone=cfg.policy.backbone, reverse_backbone=cfg.reverse.backbone,
                    run_dir=cfg.run_dir, device=device, **kwargs)
 

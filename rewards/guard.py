@@ -1,0 +1,135 @@
+"""The sentence guard's checks, and r_g: minus the number of new sentences the guard would reject.
+
+``SentenceGuard`` is the rewrite-time guard of ``partner.guards`` (which documents the three failure
+kinds and applies it in rewriting); it is pure text, no model, so it lives here where the reward
+can use it too.
+
+r_g is not in the paper. The sentence guard turns a generated sentence
+that copies the seeker post, copies the response's other sentences or loops into *stop* when
+rewriting. RL without this term never sees that: the 90-step agent raised its training reward
+from +0.91 to +1.24 while its guard rejections on the test split rose from 177 to 266, so the
+extra reward went into sentences that rewriting throws away. With ``w_guard`` > 0 each such
+sentence costs ``w_guard`` in the reward.
+
+A "new sentence" is one of the rewrite's sentences (``classifiers.text.split_sentences``) that is
+not one of the original's (counted as a multiset, so an original sentence kept twice is not new).
+It is judged against the seeker post and the rewrite's other sentences, which are the sentences it
+went in beside (a replaced sentence is no longer there). The guard judges a generated sentence as
+a whole at rewrite time; here a generated text of two sentences is judged sentence by sentence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .edit import check_batch
+
+_WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def _trigrams(text: str) -> list[tuple[str, ...]]:
+    ws = words(text)
+    return [tuple(ws[i:i + 3]) for i in range(len(ws) - 2)]
+
+
+def seeker_copy(sentence: str, seeker: str) -> float:
+    """Share of the sentence's word trigrams that occur in ``seeker`` (0.0 under three words); also the
+    response-copy share, with the response's other sentences as ``seeker``."""
+    grams = _trigrams(sentence)
+    if not grams:
+        return 0.0
+    theirs = set(_trigrams(seeker))
+    return sum(g in theirs for g in grams) / len(grams)
+
+
+def self_repetition(sentence: str) -> float:
+    """Share of the sentence's word trigrams that repeat an earlier one (0.0 under three words)."""
+    grams = _trigrams(sentence)
+    return 1 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+@dataclass
+class SentenceGuard:
+    """Rejects a generated sentence that copies the seeker or the response, or repeats itself; counts what
+    it rejected (``check``; ``reason`` only judges)."""
+
+    max_seeker_copy: float = 0.5   # reject at >= this share of trigrams from the seeker post; 0 = off
+    max_repetition: float = 0.3    # reject at >= this share of repeated trigrams; 0 = off
+    max_response_copy: float = 0.5  # reject at >= this share of trigrams from the response's other sentences
+    rejected: Counter = field(default_factory=Counter)
+
+    def copies(self, seeker: str, sentence: str) -> bool:
+        return bool(self.max_seeker_copy) and seeker_copy(sentence, seeker) >= self.max_seeker_copy
+
+    def duplicates(self, others: list[str], sentence: str) -> bool:
+        """Does the sentence repeat the response's other sentences (``others``)?"""
+        return (bool(self.max_response_copy) and bool(others)
+                and seeker_copy(sentence, " ".join(others)) >= self.max_response_copy)
+
+    def repeats(self, sentence: str) -> bool:
+        return bool(self.max_repetition) and self_repetition(sentence) >= self.max_repetition
+
+    def reason(self, seeker: str, sentence: str, others: list[str] | None = None) -> str | None:
+        """None if the sentence may be used, else why not ("seeker_copy", "response_copy" or
+        "repetition"). ``others``: the sentences of the response it goes into, a replaced one left out.
+        Counts nothing (the RL guard penalty asks it of every sampled rewrite)."""
+        if self.copies(seeker, sentence):
+            return "seeker_copy"
+        if others and self.duplicates(others, sentence):
+            return "response_copy"
+        if self.repeats(sentence):
+            return "repetition"
+        return None
+
+    def check(self, seeker: str, sentence: str, others: list[str] | None = None) -> str | None:
+        """``reason``, and a rejection is counted in ``rejected``."""
+        why = self.reason(seeker, sentence, others)
+        if why is not None:
+            self.rejected[why] += 1
+        return why
+
+    @property
+    def active(self) -> bool:
+        return bool(self.max_seeker_copy or self.max_repetition or self.max_response_copy)
+
+    @classmethod
+    def from_config(cls, rewrite_cfg) -> "SentenceGuard":
+        return cls(float(rewrite_cfg.max_seeker_copy), float(rewrite_cfg.max_repetition),
+                   float(rewrite_cfg.max_response_copy))
+
+
+class GuardPenalty:
+    """r_g for a batch: minus the number of new sentences of each rewrite that ``guard`` rejects."""
+
+    name = "guard"
+
+    def __init__(self, guard=None):
+        """``guard``: anything with ``reason(seeker, sentence, others) -> str | None`` (a
+        ``SentenceGuard``; its default thresholds when None)."""
+        self.guard = guard if guard is not None else SentenceGuard()
+
+    def reasons(self, seeker: str, original: str, rewrite: str) -> list[str]:
+        """Why each rejected new sentence of ``rewrite`` would be rejected (empty: none)."""
+        from classifiers.text import split_sentences
+
+        kept = Counter(split_sentences(original))
+        sents = split_sentences(rewrite)
+        out = []
+        for i, s in enumerate(sents):
+            if kept[s] > 0:
+                kept[s] -= 1
+                continue
+            why = self.guard.reason(seeker, s, sents[:i] + sents[i + 1:])
+            if why is not None:
+                out.append(why)
+        return out
+
+    def __call__(self, seekers, originals, rewrites, edits=None) -> list[float]:
+        check_batch(seekers, originals, rewrites, edits)
+        return [-float(len(self.reasons(s, o, r))) for s, o, r in zip(seekers, originals, rewrites)]
