@@ -69,11 +69,14 @@ class Episode:
 
 def run_episodes(policy, seekers: list[str], responses: list[str], cfg=None, sample: bool = True,
                  generator: torch.Generator | None = None, sample_sentence: bool | None = None,
-                 top_p: float | None = None, temperature: float | None = None, guard=None) -> list[Episode]:
+                 top_p: float | None = None, temperature: float | None = None, guard=None,
+                 guard_retries: int = 0) -> list[Episode]:
     """Run the episode above for every (seeker, response), acting on all live responses at once.
 
     ``guard`` (a ``partner.guards.SentenceGuard``, rewriting only): an insert or replace whose
-    sentence it rejects becomes a stop step in that window.
+    sentence it rejects becomes a stop step in that window, unless ``guard_retries`` > 0: then the
+    policy writes up to that many new sentences for the same position, sampled (top-p, with
+    ``generator``), and the first one the guard passes is used; stop only if all are rejected.
     """
     from classifiers.text import split_sentences
     from partner.guards import other_sentences
@@ -93,20 +96,40 @@ def run_episodes(policy, seekers: list[str], responses: list[str], cfg=None, sam
         if not idx:
             break
         windows = [E.window_of(episodes[i].sentences, starts[i], k) for i in idx]
-        acts = policy.act([episodes[i].seeker for i in idx], windows, sample=sample, generator=generator,
+        seekers_now = [episodes[i].seeker for i in idx]
+        acts = policy.act(seekers_now, windows, sample=sample, generator=generator,
                           sample_sentence=sample_sentence, top_p=top_p, temperature=temperature)
+        # per state: (position, sentence, sentence ids, logp position, logp sentence)
+        chosen = [(int(acts.positions[b]), acts.sentences[b], acts.sentence_ids[b], float(acts.logp_position[b]),
+                   float(acts.logp_sentence[b])) for b in range(len(idx))]
+        if guard is not None:
+            def rejected(b: int) -> bool:
+                ep, (pos, sent) = episodes[idx[b]], chosen[b][:2]
+                edit = E.apply_edit(ep.sentences, starts[idx[b]], k, pos, sent)[1]
+                if edit.action == E.STOP or not edit.sentence:
+                    return False
+                others = other_sentences(ep.sentences, edit.position if edit.action == E.REPLACE else None)
+                return guard.check(ep.seeker, edit.sentence, others) is not None
+
+            todo = [b for b in range(len(idx)) if rejected(b)]
+            for _ in range(guard_retries):
+                if not todo:
+                    break
+                again = policy.act([seekers_now[b] for b in todo], [windows[b] for b in todo], sample=False,
+                                   sample_sentence=True, generator=generator, top_p=top_p, temperature=temperature,
+                                   positions=[chosen[b][0] for b in todo])
+                for j, b in enumerate(todo):
+                    chosen[b] = (chosen[b][0], again.sentences[j], again.sentence_ids[j], chosen[b][3],
+                                 float(again.logp_sentence[j]))
+                todo = [b for b in todo if rejected(b)]
+            for b in todo:  # every try rejected: this window is a stop (the step keeps the raw sentence)
+                chosen[b] = (E.stop_class(k), *chosen[b][1:])
         for b, i in enumerate(idx):
             ep, window = episodes[i], windows[b]
-            pos = int(acts.positions[b])
-            sentences, edit = E.apply_edit(ep.sentences, starts[i], k, pos, acts.sentences[b])
-            if guard is not None and edit.action != E.STOP and edit.sentence:
-                others = other_sentences(ep.sentences, edit.position if edit.action == E.REPLACE else None)
-                if guard.check(ep.seeker, edit.sentence, others):
-                    pos = E.stop_class(k)
-                    sentences, edit = E.apply_edit(ep.sentences, starts[i], k, pos, acts.sentences[b])
+            pos, sent, sent_ids, lp_pos, lp_sent = chosen[b]
+            sentences, edit = E.apply_edit(ep.sentences, starts[i], k, pos, sent)
             ep.sentences = sentences
-            ep.steps.append(Step(i, ep.seeker, window, starts[i], pos, acts.sentence_ids[b], acts.sentences[b],
-                                 float(acts.logp_position[b]), float(acts.logp_sentence[b]), edit))
+            ep.steps.append(Step(i, ep.seeker, window, starts[i], pos, sent_ids, sent, lp_pos, lp_sent, edit))
             shift = len(window)
             if edit.action != E.STOP:
                 n_edits[i] += 1
@@ -123,9 +146,9 @@ def run_episodes(policy, seekers: list[str], responses: list[str], cfg=None, sam
 
 def rewrite_one_batch(policy, seekers: list[str], responses: list[str], cfg=None, sample: bool = False,
                       generator: torch.Generator | None = None, sample_sentence: bool | None = None,
-                      guard=None) -> list[tuple[str, list[E.Edit]]]:
+                      guard=None, guard_retries: int = 0) -> list[tuple[str, list[E.Edit]]]:
     """(rewritten text, edits) per response. ``sample=False``: most likely position, greedy
     sentence (set ``sample_sentence=True`` to sample the sentence at the most likely position)."""
     eps = run_episodes(policy, seekers, responses, cfg, sample=sample, generator=generator,
-                       sample_sentence=sample_sentence, guard=guard)
+                       sample_sentence=sample_sentence, guard=guard, guard_retries=guard_retries)
     return [(ep.text, ep.edits) for ep in eps]

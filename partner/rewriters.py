@@ -238,7 +238,8 @@ class PolicyRewriter(Rewriter):
     """The trained PARTNER policy: the documented multi-step episode of partner.episode."""
 
     def __init__(self, method: str, path: Path, policy_cfg, decoding: str = "greedy", device=None, guard=None,
-                 candidates: int = 1, reward_fn=None, keep_original: bool = True, min_gain: float = 0.0):
+                 candidates: int = 1, reward_fn=None, keep_original: bool = True, min_gain: float = 0.0,
+                 guard_retries: int = 0):
         """``candidates`` > 1: reward-ranked decoding (partner.rerank) with ``reward_fn`` (a RewardStack)."""
         try:
             from partner.episode import rewrite_one_batch
@@ -260,6 +261,7 @@ class PolicyRewriter(Rewriter):
         self.name, self.path, self.cfg, self.decoding, self.guard = method, path, policy_cfg, decoding, guard
         self.candidates, self.reward_fn, self.keep_original = int(candidates), reward_fn, keep_original
         self.min_gain = float(min_gain)
+        self.guard_retries = int(guard_retries) if guard is not None else 0
         self.chosen: Counter = Counter()  # reward-ranked decoding: which kind of candidate won, this run
         self._episode = rewrite_one_batch
         self.policy = PartnerPolicy.load(str(path), cfg=policy_cfg, device=device)
@@ -272,7 +274,9 @@ class PolicyRewriter(Rewriter):
                         f"{self.candidates - 1} sampled{keep})")
         else:
             decoding = f"{self.decoding} decoding"
-        return f"{self.name}: policy {self.path}, {decoding}{_guard_note(self.guard)}"
+        retries = (f", up to {self.guard_retries} sampled retries of a rejected sentence"
+                   if self.guard_retries and self.guard is not None and self.guard.active else "")
+        return f"{self.name}: policy {self.path}, {decoding}{_guard_note(self.guard)}{retries}"
 
     @staticmethod
     def _edits_json(edits) -> list[dict]:
@@ -286,7 +290,8 @@ class PolicyRewriter(Rewriter):
         if self.candidates > 1:
             return self._rewrite_ranked(list(seekers), list(responses), gen)
         results = self._episode(self.policy, list(seekers), list(responses), self.cfg,
-                                sample=self.decoding == "sample", generator=gen, guard=self.guard)
+                                sample=self.decoding == "sample", generator=gen, guard=self.guard,
+                                guard_retries=self.guard_retries)
         return [(text, self._edits_json(edits)) for text, edits in results]
 
     def _rewrite_ranked(self, seekers, responses, gen):
@@ -301,7 +306,7 @@ class PolicyRewriter(Rewriter):
         for k in range(self.candidates):
             sampled = k > 0 or self.decoding == "sample"
             eps = run_episodes(self.policy, seekers, responses, self.cfg, sample=sampled, generator=gen,
-                               guard=self.guard)
+                               guard=self.guard, guard_retries=self.guard_retries)
             for i, ep in enumerate(eps):
                 cands[i].append(rerank.Candidate(ep.text, self._edits_json(ep.edits), reward_edit(ep),
                                                  rerank.SAMPLED if sampled else rerank.GREEDY))
@@ -343,4 +348,4 @@ def build_rewriter(method: str, cfg, model: str | None = None, device=None) -> R
         reward_fn = RewardStack.from_config(cfg, device=device)
     return PolicyRewriter(method, policy_path(method, model), cfg.policy, decoding=rc.decoding, device=device,
                           guard=guard, candidates=rc.candidates, reward_fn=reward_fn, keep_original=rc.keep_original,
-                          min_gain=rc.min_gain)
+                          min_gain=rc.min_gain, guard_retries=rc.guard_retries)

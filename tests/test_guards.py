@@ -58,6 +58,35 @@ def test_a_rejected_sentence_becomes_a_stop_step_and_the_walk_goes_on():
     assert raw.text.startswith("I feel like it's closer to happening. A one.")
 
 
+class RecordingPolicy(OnePostPolicy):
+    """OnePostPolicy that records how it was asked (a retry must force the position and sample)."""
+
+    def __init__(self, scripts):
+        super().__init__(scripts)
+        self.asked = []
+
+    def act(self, seekers, windows, **kwargs):
+        self.asked.append({k: kwargs.get(k) for k in ("sample_sentence", "positions")})
+        return super().act(seekers, windows, **kwargs)
+
+
+def test_guard_retries_sample_a_new_sentence_for_the_same_position():
+    copy = "I feel like it's closer to happening."
+    scripts = [(0, copy), (0, copy), (0, "That sounds frightening."), (STOP, "")]
+    guard = SentenceGuard()
+    pol = RecordingPolicy([list(scripts)])
+    ep = run_episodes(pol, [SEEKER], ["A one. B two. C three."], sample=False, guard=guard, guard_retries=2)[0]
+    assert ep.text == "That sounds frightening. A one. B two. C three."
+    assert [s.edit.action for s in ep.steps] == ["insert", "stop"]
+    assert guard.rejected == {"seeker_copy": 2}
+    assert pol.asked[1] == pol.asked[2] == {"sample_sentence": True, "positions": [0]}
+    # all tries rejected: the window is a stop, as with no retries
+    guard = SentenceGuard()
+    ep = run_episodes(OnePostPolicy([[(0, copy), (0, copy), (STOP, "")]]), [SEEKER], ["A one. B two. C three."],
+                      guard=guard, guard_retries=1)[0]
+    assert ep.text == "A one. B two. C three." and guard.rejected == {"seeker_copy": 2}
+
+
 def test_a_stop_or_deletion_is_never_checked():
     guard = SentenceGuard()
     ep = run_episodes(ScriptedPolicy([[(E.replace_class(0, 2), ""), (STOP, "")]]), ["0"], ["A one. B two. C three."],

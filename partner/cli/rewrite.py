@@ -83,7 +83,8 @@ def _main(args: argparse.Namespace) -> int:
         log.info("reward-ranked decoding kept %s", ", ".join(f"{kind} {n}" for kind, n in sorted(chosen.items())))
     guard = getattr(rewriter, "guard", None)
     if guard is not None and guard.rejected:
-        log.info("sentence guard rejected %s generated sentence(s) this run (the step became stop)",
+        log.info("sentence guard rejected %s generated sentence(s) this run (a rejected sentence is resampled "
+                 "up to rewrite.guard_retries times, then its step becomes stop)",
                  ", ".join(f"{n} {why}" for why, n in sorted(guard.rejected.items())))
     return 0
 
