@@ -134,6 +134,19 @@ def test_eval_reports_degenerate_written_sentences():
     assert degenerate_edits([SEEKER], ["x"], [[]])["seeker_copy_rate"] is None
 
 
+def test_eval_reports_how_varied_the_written_sentences_are():
+    from partner.evaluation.rewrites import sentence_diversity
+
+    edits = [[{"action": "insert", "position": 0, "sentence": "I'm sorry to hear that."}],
+             [{"action": "insert", "position": 0, "sentence": "i'm SORRY to hear that"},
+              {"action": "replace", "position": 2, "sentence": "What happened?"}],
+             [{"action": "replace", "position": 0, "sentence": ""}],   # a deletion writes nothing
+             [{"action": "insert", "position": 1, "sentence": "I'm sorry to hear that!"}]]
+    assert sentence_diversity(edits) == {"distinct_sentence_rate": pytest.approx(2 / 4),
+                                         "top_sentence": "i'm sorry to hear that", "top_sentence_share": 0.75}
+    assert sentence_diversity([[], []])["distinct_sentence_rate"] is None
+
+
 def test_replay_gives_each_sentence_the_response_it_went_into():
     from partner.guards import replay
 

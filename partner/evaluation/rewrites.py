@@ -149,6 +149,21 @@ def degenerate_edits(seekers: list[str], originals: list[str], edits: list[list[
             "repetition_rate": sum(g.repeats(t) for _, t, _ in written) / n}
 
 
+def sentence_diversity(edits: list[list[dict]]) -> dict:
+    """How varied the written sentences are, over the whole file: distinct / written (words lower-cased,
+    punctuation dropped), and the most common one with its share. A policy that collapses onto one
+    stock sentence ("I'm sorry to hear that.") shows here, where corpus distinct-n over whole
+    responses, dominated by the original text, barely moves."""
+    from partner.guards import words
+
+    written = [" ".join(words(e["sentence"])) for es in edits for e in es if e.get("sentence")]
+    if not written:
+        return {"distinct_sentence_rate": None, "top_sentence": None, "top_sentence_share": None}
+    top, n = Counter(written).most_common(1)[0]
+    return {"distinct_sentence_rate": len(set(written)) / len(written), "top_sentence": top,
+            "top_sentence_share": n / len(written)}
+
+
 def _method(records: list[dict]) -> str:
     return Counter(r.get("method", "?") for r in records).most_common(1)[0][0] if records else "?"
 
@@ -228,6 +243,7 @@ def evaluate_file(path: Path, models: Models, rescore: bool = False) -> dict:
     rates = [metrics.edit_rate(o, r) for o, r in zip(originals, rewrites)]
     row["edit_rate"] = metrics.mean(rates)
     row.update(degenerate_edits(seekers, originals, edits))
+    row.update(sentence_diversity(edits))
     row["edits_per_response"] = metrics.mean(len(e) for e in edits)
     row["changed"] = metrics.mean(float(o != r) for o, r in zip(originals, rewrites))
     row["words_original"] = metrics.mean(len(metrics.word_tokenize(o)) for o in originals)
@@ -282,10 +298,13 @@ def markdown(rows: list[dict], notes: dict[str, str], paired: list[dict] | None 
     out += ["", "Degenerate written sentences (partner/guards.py): share of inserted or replacing sentences that "
                 "copy >= 50 % of their word trigrams from the seeker post, or from the response's other sentences, "
                 "or repeat >= 30 % of their own:", "",
-            "| method | sentences written | seeker copy | response copy | self-repetition |", "|---|---|---|---|---|"]
+            "| method | sentences written | seeker copy | response copy | self-repetition | distinct sentences | "
+            "most common sentence (share) |", "|---|---|---|---|---|---|---|"]
     for lab, r in zip(labels, rows):
+        top = f"{r['top_sentence']} ({_fmt(r['top_sentence_share'])})" if r.get("top_sentence") else "n/a"
         out.append(f"| {lab} | {r.get('written_sentences', 0)} | {_fmt(r.get('seeker_copy_rate'))} | "
-                   f"{_fmt(r.get('response_copy_rate'))} | {_fmt(r.get('repetition_rate'))} |")
+                   f"{_fmt(r.get('response_copy_rate'))} | {_fmt(r.get('repetition_rate'))} | "
+                   f"{_fmt(r.get('distinct_sentence_rate'))} | {top} |")
     if paired:
         out += ["", (f"Paired on the same inputs: ΔEmpathy of each method minus that of {paired[0]['against']} "
                      "(bootstrap 95 % CI; p: two-sided sign-flip permutation test; inputs where the method "
