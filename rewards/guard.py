@@ -9,7 +9,8 @@ that copies the seeker post, copies the response's other sentences or loops into
 rewriting. RL without this term never sees that: the 90-step agent raised its training reward
 from +0.91 to +1.24 while its guard rejections on the test split rose from 177 to 266, so the
 extra reward went into sentences that rewriting throws away. With ``w_guard`` > 0 each such
-sentence costs ``w_guard`` in the reward.
+sentence costs ``w_guard`` in the reward. Off by default: with weight 2 for 80 steps the guarded gain
+rose, but the agent collapsed onto "I'm sorry to hear that" (models/policy_rl/README.md, session 5).
 
 A "new sentence" is one of the rewrite's sentences (``classifiers.text.split_sentences``) that is
 not one of the original's (counted as a multiset, so an original sentence kept twice is not new).
