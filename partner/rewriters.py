@@ -256,6 +256,8 @@ class PolicyRewriter(Rewriter):
         policy_cfg = _trained_context(path, policy_cfg)
         if candidates < 1:
             raise ValueError(f"rewrite.candidates must be at least 1, got {candidates}")
+        if guard_retries < 0:
+            raise ValueError(f"rewrite.guard_retries must be 0 or more, got {guard_retries}")
         if candidates > 1 and reward_fn is None:
             raise ValueError("rewrite.candidates > 1 needs a reward function to rank the candidates")
         self.name, self.path, self.cfg, self.decoding, self.guard = method, path, policy_cfg, decoding, guard

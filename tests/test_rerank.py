@@ -120,6 +120,11 @@ def test_ranked_decoding_needs_a_reward_and_a_sane_count(tiny_policy):  # noqa: 
         _policy_rewriter(tiny_policy, 2, None)
     with pytest.raises(ValueError, match="at least 1"):
         _policy_rewriter(tiny_policy, 0, None)
+    from partner.config import PolicyConfig
+    from partner.rewriters import PolicyRewriter
+
+    with pytest.raises(ValueError, match="guard_retries must be 0 or more"):
+        PolicyRewriter("partner", tiny_policy, PolicyConfig(backbone="tiny-gpt2"), guard_retries=-1)
 
 
 @pytest.mark.slow
