@@ -100,3 +100,8 @@ def word_tokenize(text: str, lower: bool = True) -> list[str]:
     for sent in split_sentences(text):
         tokens.extend(_word_tokenizer().tokenize(sent.lower() if lower else sent))
     return tokens
+
+
+def ngrams(tokens: list[str], n: int) -> list[tuple[str, ...]]:
+    """Consecutive n-grams of a token list (empty when it is shorter than n)."""
+    return [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]

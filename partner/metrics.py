@@ -32,15 +32,11 @@ from __future__ import annotations
 import math
 from typing import Iterable, Sequence
 
-from classifiers.text import split_sentences, word_tokenize
+from classifiers.text import ngrams, split_sentences, word_tokenize
 
 
 # ------------------------------------------------------------------------------------------------
 # text metrics
-
-
-def ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
-    return [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
 
 
 def distinct_n(texts: Iterable[str], n: int) -> float:

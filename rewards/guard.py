@@ -25,6 +25,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from classifiers.text import ngrams, split_sentences
+
 from .edit import check_batch
 
 _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
@@ -35,8 +37,7 @@ def words(text: str) -> list[str]:
 
 
 def _trigrams(text: str) -> list[tuple[str, ...]]:
-    ws = words(text)
-    return [tuple(ws[i:i + 3]) for i in range(len(ws) - 2)]
+    return ngrams(words(text), 3)
 
 
 def seeker_copy(sentence: str, seeker: str) -> float:
@@ -117,8 +118,6 @@ class GuardPenalty:
 
     def reasons(self, seeker: str, original: str, rewrite: str) -> list[str]:
         """Why each rejected new sentence of ``rewrite`` would be rejected (empty: none)."""
-        from classifiers.text import split_sentences
-
         kept = Counter(split_sentences(original))
         sents = split_sentences(rewrite)
         out = []
