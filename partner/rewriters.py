@@ -277,7 +277,7 @@ class PolicyRewriter(Rewriter):
         else:
             decoding = f"{self.decoding} decoding"
         retries = (f", up to {self.guard_retries} sampled retries of a rejected sentence"
-                   if self.guard_retries and self.guard is not None and self.guard.active else "")
+                   if self.guard_retries and self.guard.active else "")
         return f"{self.name}: policy {self.path}, {decoding}{_guard_note(self.guard)}{retries}"
 
     @staticmethod

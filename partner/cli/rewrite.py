@@ -83,9 +83,11 @@ def _main(args: argparse.Namespace) -> int:
         log.info("reward-ranked decoding kept %s", ", ".join(f"{kind} {n}" for kind, n in sorted(chosen.items())))
     guard = getattr(rewriter, "guard", None)
     if guard is not None and guard.rejected:
-        log.info("sentence guard rejected %s generated sentence(s) this run (a rejected sentence is resampled "
-                 "up to rewrite.guard_retries times, then its step becomes stop)",
-                 ", ".join(f"{n} {why}" for why, n in sorted(guard.rejected.items())))
+        retries = getattr(rewriter, "guard_retries", 0)
+        then = (f"resampled up to {retries} times; a step became stop only when every try was rejected"
+                if retries else "each step became stop")
+        log.info("sentence guard rejected %s generated sentence(s) this run (%s)",
+                 ", ".join(f"{n} {why}" for why, n in sorted(guard.rejected.items())), then)
     return 0
 
 
