@@ -154,6 +154,7 @@ class StepLog:
     components: dict[str, float]
     positions: dict[str, int]
     seconds: float
+    details: dict[str, float] = field(default_factory=dict)  # the reward's parts (per-mechanism Δ, MI terms)
 
 
 def _position_entropy(policy, seekers, windows) -> float:
@@ -304,7 +305,8 @@ class RLTrainer:
         mean = lambda xs: float(sum(xs) / len(xs)) if xs else 0.0  # noqa: E731
         entry = StepLog(self.step, mean(self.acc.gather(rewards).tolist()), baseline_before,
                         mean(self.acc.gather(kl).tolist()), entropy, float(loss.detach()),
-                        {k_: mean(v) for k_, v in result.components.items()}, dict(positions), time.time() - t0)
+                        {k_: mean(v) for k_, v in result.components.items()}, dict(positions), time.time() - t0,
+                        {k_: mean(v) for k_, v in getattr(result, "details", {}).items()})
         self.history.append(asdict(entry))
         self._log(entry, episodes[:3])
         return entry
@@ -321,6 +323,8 @@ class RLTrainer:
         w.add_scalar("reward/baseline", entry.baseline, s)
         for name, value in entry.components.items():
             w.add_scalar(f"reward/{name}", value, s)
+        for name, value in entry.details.items():
+            w.add_scalar(f"reward_parts/{name}", value, s)
         w.add_scalar("policy/kl", entry.kl, s)
         w.add_scalar("policy/position_entropy", entry.position_entropy, s)
         w.add_scalar("policy/loss", entry.loss, s)
@@ -329,6 +333,9 @@ class RLTrainer:
             w.add_scalar(f"positions/{action}", n / total, s)
         if s % max(1, self.cfg.log_every) == 0:
             comps = " ".join(f"{k}={v:+.3f}" for k, v in entry.components.items())
+            mech = [k for k in ("empathy_ER", "empathy_IP", "empathy_EX") if k in entry.details]
+            if mech:
+                comps += " (" + " ".join(f"{k[8:]} {entry.details[k]:+.2f}" for k in mech) + ")"
             log.info("step %d reward %+.3f (baseline %+.3f) %s kl %.3f H(pos) %.2f actions %s %.1fs",
                      s, entry.reward, entry.baseline, comps, entry.kl, entry.position_entropy,
                      entry.positions, entry.seconds)

@@ -5,6 +5,12 @@ f_e = ER + IP + EX. With ``mode="argmax"`` (the paper) each level is the classif
 The authors' code halved the scale to 0–3 and averaged over the batch; here every sample gets its
 own value. Scores are cached by (mode, seeker, text): the original response's score is computed
 once across calls, and a rewrite identical to its original (a STOP) costs nothing.
+
+``weights`` (ER, IP, EX) weight each mechanism's level in f_e: (1, 1, 1) is the paper's plain sum.
+Other weights are ours, not the paper's (``rewards.empathy_weights``): a greedy agent trained on the
+plain sum gains almost only on ER, where one stock sentence ("I'm sorry to hear that.") reliably
+scores, so weighting IP and EX higher is a lever to make it add interpretations and questions.
+``mechanism_parts`` returns the unweighted per-mechanism levels, for logging.
 """
 
 from __future__ import annotations
@@ -13,17 +19,23 @@ from .cache import LRUCache
 from .edit import check_batch
 
 MODES = ("argmax", "expected")
+MECHANISMS = ("ER", "IP", "EX")
 
 
 class EmpathyReward:
     name = "empathy"
 
     def __init__(self, scorer=None, mode: str = "argmax", batch_size: int = 32, path: str | None = None,
-                 device: str | None = None, cache_size: int = 100_000):
+                 device: str | None = None, cache_size: int = 100_000, weights=(1.0, 1.0, 1.0)):
         """``scorer``: any object with ``level_tensor(seekers, responses, mode) -> [N, 3]`` (the
-        EPITOME ``EmpathyScorer`` or a test fake); None loads ``EmpathyScorer.load(path)`` on first use."""
+        EPITOME ``EmpathyScorer`` or a test fake); None loads ``EmpathyScorer.load(path)`` on first use.
+        ``weights``: ER, IP, EX weights of f_e (the paper: 1, 1, 1)."""
         if mode not in MODES:
             raise ValueError(f"empathy mode must be one of {MODES}, not {mode!r}")
+        weights = tuple(float(w) for w in weights)
+        if len(weights) != 3 or any(w < 0 for w in weights):
+            raise ValueError(f"empathy weights must be three numbers >= 0 (ER, IP, EX), not {list(weights)}")
+        self.weights = weights
         self._scorer = scorer
         self.mode = mode
         self.batch_size = batch_size
@@ -43,17 +55,27 @@ class EmpathyReward:
         seekers = [k[1] for k in keys]
         texts = [k[2] for k in keys]
         levels = self.scorer.level_tensor(seekers, texts, mode=self.mode, batch_size=self.batch_size)
-        return [float(x) for x in levels.detach().float().sum(-1).cpu().tolist()]
+        return [tuple(float(x) for x in row) for row in levels.detach().float().cpu().tolist()]
+
+    def levels(self, seekers: list[str], texts: list[str]) -> list[tuple[float, float, float]]:
+        """(ER, IP, EX) levels per sample, unweighted."""
+        return self.cache.get_many([(self.mode, s, t) for s, t in zip(seekers, texts)], self._compute)
 
     def totals(self, seekers: list[str], texts: list[str]) -> list[float]:
-        """f_e(S, text) per sample, 0..6."""
-        return self.cache.get_many([(self.mode, s, t) for s, t in zip(seekers, texts)], self._compute)
+        """f_e(S, text) per sample: the weighted sum of the levels (0..6 with the paper's weights)."""
+        return [sum(w * x for w, x in zip(self.weights, row)) for row in self.levels(seekers, texts)]
 
     def parts(self, seekers, originals, rewrites) -> tuple[list[float], list[float]]:
         """(f_e of the originals, f_e of the rewrites); both through one scoring pass for misses."""
         n = len(seekers)
         both = self.totals(list(seekers) * 2, list(originals) + list(rewrites))
         return both[:n], both[n:]
+
+    def mechanism_parts(self, seekers, originals, rewrites) -> dict[str, list[float]]:
+        """Unweighted change per mechanism, {"ER": [...], "IP": [...], "EX": [...]} (cached scores)."""
+        n = len(seekers)
+        both = self.levels(list(seekers) * 2, list(originals) + list(rewrites))
+        return {m: [both[n + i][j] - both[i][j] for i in range(n)] for j, m in enumerate(MECHANISMS)}
 
     def __call__(self, seekers, originals, rewrites, edits=None) -> list[float]:
         check_batch(seekers, originals, rewrites, edits)

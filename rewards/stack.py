@@ -4,7 +4,7 @@ r_g, the guard penalty (``rewards.guard``), is ours, not the paper's: off unless
 
 ``RewardStack(cfg)(seekers, originals, rewrites, edits)`` returns a ``RewardOutput`` with the
 weighted total and every enabled component unweighted (plus the parts behind them: f_e before and
-after, the forward and reverse MI terms), each one float per sample, ready to log. A component with
+after, the unweighted change of each mechanism ``empathy_ER/IP/EX``, the forward and reverse MI terms), each one float per sample, ready to log. A component with
 weight 0 is neither computed nor loaded (the paper's ablations). Models load lazily, once; the
 reference LM, the MI forward LM and the reverse model's base share one copy when their names match.
 
@@ -91,7 +91,8 @@ class RewardStack:
             from .empathy import EmpathyReward
 
             path = _pick(cfg.empathy_model, run_dir, "classifier", "")
-            self.components["empathy"] = EmpathyReward(empathy_scorer, cfg.empathy_mode, cfg.batch_size, path, device)
+            self.components["empathy"] = EmpathyReward(empathy_scorer, cfg.empathy_mode, cfg.batch_size, path, device,
+                                                     weights=cfg.empathy_weights)
         if cfg.w_fluency:
             from .fluency import FluencyReward
 
@@ -141,6 +142,8 @@ class RewardStack:
                 before, after = fn.parts(seekers, originals, rewrites)
                 comps[name] = [a - b for a, b in zip(after, before)]
                 details["empathy_before"], details["empathy_after"] = before, after
+                for m, delta in fn.mechanism_parts(seekers, originals, rewrites).items():
+                    details[f"empathy_{m}"] = delta
             elif name == "mi":
                 fwd, rev = fn.parts(seekers, rewrites)
                 lam = fn.lambda_mi
