@@ -54,6 +54,7 @@ class RewardFn(Protocol):
 class RewardResult:
     total: list[float]
     components: dict[str, list[float]] = field(default_factory=dict)
+    details: dict[str, list[float]] = field(default_factory=dict)  # logged, not added (as RewardOutput.details)
 
 
 class RunningBaseline:
@@ -306,7 +307,7 @@ class RLTrainer:
         entry = StepLog(self.step, mean(self.acc.gather(rewards).tolist()), baseline_before,
                         mean(self.acc.gather(kl).tolist()), entropy, float(loss.detach()),
                         {k_: mean(v) for k_, v in result.components.items()}, dict(positions), time.time() - t0,
-                        {k_: mean(v) for k_, v in getattr(result, "details", {}).items()})
+                        {k_: mean(v) for k_, v in result.details.items()})
         self.history.append(asdict(entry))
         self._log(entry, episodes[:3])
         return entry

@@ -82,7 +82,7 @@ def test_training_raises_the_reward_of_a_learnable_task(tmp_path):
 def test_kill_and_resume_continues_from_the_checkpoint(tmp_path):
     cfg = RLConfig(method="reinforce", steps=3, batch_size=2, lr=1e-2, save_every=1, kl_coef=0.1, seed=3)
     def length_reward(seekers, originals, rewrites, edits):
-        return RewardResult([len(r) / 50 for r in rewrites], {})
+        return RewardResult([len(r) / 50 for r in rewrites], {}, {"chars": [float(len(r)) for r in rewrites]})
 
     t1 = RLTrainer(tiny_policy(), length_reward, PROMPTS, cfg, tmp_path, ref_policy=tiny_policy())
     t1.train(2)  # "killed" after step 2's checkpoint
@@ -97,6 +97,7 @@ def test_kill_and_resume_continues_from_the_checkpoint(tmp_path):
     assert all(torch.equal(s1[i]["exp_avg_sq"], s2[i]["exp_avg_sq"]) for i in s1)
     t2.train(3)
     assert t2.step == 3 and len(t2.history) == 3
+    assert all(h["details"]["chars"] > 0 for h in t2.history)  # the reward's parts are logged each step
 
 
 def test_two_processes_train_data_parallel(tmp_path):
