@@ -63,6 +63,10 @@ def test_eval_side_by_side(outputs, tmp_path, monkeypatch, capsys):
     assert templ["empathy"]["by_level"]["0"] == {"mean": 1.0, "n": 2}
     assert templ["empathy"]["by_level"]["3"] == {"mean": 0.0, "n": 1}
     assert templ["empathy"]["overall"] == pytest.approx(2 / 3)
+    # ... and all of it is ER: the per-mechanism changes add up to the total's
+    mech = templ["empathy_by_mechanism"]
+    assert mech["ER"]["mean"] == pytest.approx(2 / 3) and mech["IP"]["mean"] == 0 and mech["EX"]["mean"] == 0
+    assert mech["ER"]["before"] == pytest.approx(1 / 3) and mech["ER"]["after"] == 1.0
     # edit rate: 4 inserted words ("that sounds hard .") over 3, 7 and 7 original words
     assert templ["edit_rate"] == pytest.approx((4 / 3 + 4 / 7 + 4 / 7) / 3)
     assert templ["edits_per_response"] == 1 and templ["coherence"] == 0.5 and templ["coherence_n"] == 3
@@ -78,6 +82,7 @@ def test_eval_side_by_side(outputs, tmp_path, monkeypatch, capsys):
     assert pair["mean_diff"] == pytest.approx(-2 / 3) and (pair["better"], pair["same"], pair["worse"]) == (0, 1, 2)
     md = (tmp_path / "eval" / "rewrites.md").read_text()
     assert "| identity |" in md and "| template |" in md and "Fig. 4a" in md
+    assert "| template | +0.667 [" in md  # the per-mechanism table's ER cell
     assert "minus that of template" in md and "| identity | 3 | -0.667 |" in md
     assert "| template |" in capsys.readouterr().out
     for png in ("empathy_by_level.png", "edits_by_level.png"):

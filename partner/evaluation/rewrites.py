@@ -29,6 +29,7 @@ from collections import Counter
 from pathlib import Path
 
 from classifiers.provenance import git_commit, machine_info
+from classifiers.scorer import MECHANISMS
 
 log = logging.getLogger(__name__)
 
@@ -203,14 +204,21 @@ def evaluate_file(path: Path, models: Models, rescore: bool = False) -> dict:
 
     # empathy: the file's own scores, else the classifier here
     before = after = None
+    mech_before: dict[str, list[int]] = {}
+    mech_after: dict[str, list[int]] = {}
     if not rescore and all(isinstance(r.get("empathy"), dict) for r in records):
         before = [int(r["empathy"]["before"]["total"]) for r in records]
         after = [int(r["empathy"]["after"]["total"]) for r in records]
+        if all(m in r["empathy"]["before"] and m in r["empathy"]["after"] for r in records for m in MECHANISMS):
+            mech_before = {m: [int(r["empathy"]["before"][m]) for r in records] for m in MECHANISMS}
+            mech_after = {m: [int(r["empathy"]["after"][m]) for r in records] for m in MECHANISMS}
         row["empathy_source"] = "file"
     elif models.empathy() is not None:
         scored = models.empathy().score(seekers + seekers, originals + rewrites, progress=True)
         before = [s.total for s in scored[:len(records)]]
         after = [s.total for s in scored[len(records):]]
+        mech_before = {m: [s.levels[m] for s in scored[:len(records)]] for m in MECHANISMS}
+        mech_after = {m: [s.levels[m] for s in scored[len(records):]] for m in MECHANISMS}
         row["empathy_source"] = "scored by partner-eval"
     else:
         row["empathy_source"] = models.notes.get("empathy classifier", "n/a")
@@ -220,6 +228,13 @@ def evaluate_file(path: Path, models: Models, rescore: bool = False) -> dict:
         row["empathy"]["ci95"] = metrics.bootstrap_ci(deltas)
         row["empathy_before"] = metrics.mean(before)
         row["empathy_after"] = metrics.mean(after)
+        if mech_before:  # which mechanisms the gain comes from
+            row["empathy_by_mechanism"] = {}
+            for m in MECHANISMS:
+                d = [a - b for b, a in zip(mech_before[m], mech_after[m])]
+                row["empathy_by_mechanism"][m] = {"mean": metrics.mean(d), "ci95": metrics.bootstrap_ci(d),
+                                                  "before": metrics.mean(mech_before[m]),
+                                                  "after": metrics.mean(mech_after[m])}
         # per-input changes, for the paired comparison in main(); not written to the report
         row["_items"] = {_item_key(i, r): d for i, (r, d) in enumerate(zip(records, deltas))}
 
@@ -295,6 +310,15 @@ def markdown(rows: list[dict], notes: dict[str, str], paired: list[dict] | None 
         by = r.get("empathy", {}).get("by_level")
         if by:
             out.append(f"| {lab} | " + " | ".join(f"{_fmt(by[lv]['mean'], 2)} ({by[lv]['n']})" for lv in range(7)) + " |")
+    if any(r.get("empathy_by_mechanism") for r in rows):
+        out += ["", "ΔEmpathy per mechanism (level 0..2 each; mean change, 95 % CI, mean level before → after):", "",
+                "| method | " + " | ".join(MECHANISMS) + " |", "|---|" + "---|" * len(MECHANISMS)]
+        for lab, r in zip(labels, rows):
+            by = r.get("empathy_by_mechanism")
+            if by:
+                out.append(f"| {lab} | " + " | ".join(
+                    f"{by[m]['mean']:+.3f} {_ci(by[m]['ci95'])}, {by[m]['before']:.2f} → {by[m]['after']:.2f}"
+                    for m in MECHANISMS) + " |")
     out += ["", "Degenerate written sentences (partner/guards.py): share of inserted or replacing sentences that "
                 "copy >= 50 % of their word trigrams from the seeker post, or from the response's other sentences, "
                 "or repeat >= 30 % of their own:", "",
