@@ -4,9 +4,10 @@ r_g, the guard penalty (``rewards.guard``), is ours, not the paper's: off unless
 
 ``RewardStack(cfg)(seekers, originals, rewrites, edits)`` returns a ``RewardOutput`` with the
 weighted total and every enabled component unweighted (plus the parts behind them: f_e before and
-after, the unweighted change of each mechanism ``empathy_ER/IP/EX``, the forward and reverse MI terms), each one float per sample, ready to log. A component with
-weight 0 is neither computed nor loaded (the paper's ablations). Models load lazily, once; the
-reference LM, the MI forward LM and the reverse model's base share one copy when their names match.
+after, each mechanism's unweighted change ``empathy_ER/IP/EX``, the forward and reverse MI terms),
+each one float per sample, ready to log. A component with weight 0 is neither computed nor loaded
+(the paper's ablations). Models load lazily, once; the reference LM, the MI forward LM and the
+reverse model's base share one copy when their names match.
 
 Each component is also a standalone reward function with the same signature
 (``stack.components["fluency"](seekers, originals, rewrites, edits)``).
