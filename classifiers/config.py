@@ -3,13 +3,9 @@ reverse (response -> seeker) model used by the mutual-information reward."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-
-def _h(text: str, default=None, factory=None):
-    if factory is not None:
-        return field(default_factory=factory, metadata={"help": text})
-    return field(default=default, metadata={"help": text})
+from .configuration import option as _h
 
 
 @dataclass

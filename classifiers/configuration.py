@@ -17,6 +17,14 @@ import yaml
 T = TypeVar("T")
 
 
+def option(text: str, default: Any = None, factory: Any = None) -> Any:
+    """A config dataclass field with one-line help (``describe`` prints it); ``factory`` for list or
+    dict defaults."""
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata={"help": text})
+    return dataclasses.field(default=default, metadata={"help": text})
+
+
 class ConfigError(ValueError):
     pass
 

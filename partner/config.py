@@ -6,18 +6,13 @@ then the overrides. ``configs/paper.yaml`` holds the paper's setup (partner-meth
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from classifiers import configuration
 from classifiers.config import CoherenceConfig, EpitomeConfig, ReverseConfig
+from classifiers.configuration import option as _h
 from rewards.config import RewardConfig
-
-
-def _h(text: str, default=None, factory=None):
-    if factory is not None:
-        return field(default_factory=factory, metadata={"help": text})
-    return field(default=default, metadata={"help": text})
 
 
 @dataclass
