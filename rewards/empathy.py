@@ -11,7 +11,7 @@ Other weights are ours, not the paper's (``rewards.empathy_weights``). The greed
 the plain sum gains almost only on ER, through one stock sentence ("I'm sorry to hear that."), so
 weighting IP and EX up is the obvious lever; measured with (1, 2, 2) for 50 CPU steps it lowered the
 gain (models/policy_rl/README.md, session 6), so the default stays the paper's.
-``mechanism_parts`` returns each mechanism's unweighted change, for logging.
+``breakdown`` also returns each mechanism's unweighted change, for logging.
 """
 
 from __future__ import annotations
@@ -63,21 +63,26 @@ class EmpathyReward:
         """(ER, IP, EX) levels per sample, unweighted."""
         return self.cache.get_many([(self.mode, s, t) for s, t in zip(seekers, texts)], self._compute)
 
+    def _weighted(self, row) -> float:
+        return sum(w * x for w, x in zip(self.weights, row))
+
     def totals(self, seekers: list[str], texts: list[str]) -> list[float]:
         """f_e(S, text) per sample: the weighted sum of the levels (0..6 with the paper's weights)."""
-        return [sum(w * x for w, x in zip(self.weights, row)) for row in self.levels(seekers, texts)]
+        return [self._weighted(row) for row in self.levels(seekers, texts)]
 
-    def parts(self, seekers, originals, rewrites) -> tuple[list[float], list[float]]:
-        """(f_e of the originals, f_e of the rewrites); both through one scoring pass for misses."""
-        n = len(seekers)
-        both = self.totals(list(seekers) * 2, list(originals) + list(rewrites))
-        return both[:n], both[n:]
-
-    def mechanism_parts(self, seekers, originals, rewrites) -> dict[str, list[float]]:
-        """Unweighted change per mechanism, {"ER": [...], "IP": [...], "EX": [...]} (cached scores)."""
+    def breakdown(self, seekers, originals, rewrites) -> tuple[list[float], list[float], dict[str, list[float]]]:
+        """(f_e of the originals, f_e of the rewrites, each mechanism's unweighted change
+        {"ER": [...], "IP": [...], "EX": [...]}); all from one scoring pass for misses."""
         n = len(seekers)
         both = self.levels(list(seekers) * 2, list(originals) + list(rewrites))
-        return {m: [both[n + i][j] - both[i][j] for i in range(n)] for j, m in enumerate(MECHANISMS)}
+        before, after = both[:n], both[n:]
+        change = {m: [a[j] - b[j] for b, a in zip(before, after)] for j, m in enumerate(MECHANISMS)}
+        return [self._weighted(r) for r in before], [self._weighted(r) for r in after], change
+
+    def parts(self, seekers, originals, rewrites) -> tuple[list[float], list[float]]:
+        """(f_e of the originals, f_e of the rewrites)."""
+        before, after, _ = self.breakdown(seekers, originals, rewrites)
+        return before, after
 
     def __call__(self, seekers, originals, rewrites, edits=None) -> list[float]:
         check_batch(seekers, originals, rewrites, edits)

@@ -140,11 +140,10 @@ class RewardStack:
         details: dict[str, list[float]] = {}
         for name, fn in self.components.items():
             if name == "empathy":
-                before, after = fn.parts(seekers, originals, rewrites)
+                before, after, change = fn.breakdown(seekers, originals, rewrites)
                 comps[name] = [a - b for a, b in zip(after, before)]
                 details["empathy_before"], details["empathy_after"] = before, after
-                for m, delta in fn.mechanism_parts(seekers, originals, rewrites).items():
-                    details[f"empathy_{m}"] = delta
+                details.update({f"empathy_{m}": delta for m, delta in change.items()})
             elif name == "mi":
                 fwd, rev = fn.parts(seekers, rewrites)
                 lam = fn.lambda_mi

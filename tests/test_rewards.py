@@ -130,7 +130,7 @@ def test_empathy_weights_scale_each_mechanism_and_parts_stay_unweighted():
     weighted = EmpathyReward(FakeEmpathy(), weights=(1.0, 2.0, 3.0))
     assert plain == [2.0]
     assert weighted(SEEKERS[:1], ORIGINALS[:1], rewrites) == [4.0]  # 1·1 + 3·1
-    assert weighted.mechanism_parts(SEEKERS[:1], ORIGINALS[:1], rewrites) == {"ER": [1.0], "IP": [0.0], "EX": [1.0]}
+    assert weighted.breakdown(SEEKERS[:1], ORIGINALS[:1], rewrites)[2] == {"ER": [1.0], "IP": [0.0], "EX": [1.0]}
     for bad in [(1.0, 1.0), (1.0, -1.0, 1.0)]:
         with pytest.raises(ValueError, match="ER, IP, EX"):
             EmpathyReward(FakeEmpathy(), weights=bad)
