@@ -68,13 +68,15 @@ def main(argv=None) -> int:
     ap.add_argument("--pairs", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available); both rows run there")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.manual_seed(0)
     seekers, responses, source = texts(args.pairs)
 
-    shipped = EmpathyScorer.load(args.model)
+    shipped = EmpathyScorer.load(args.model, device=args.device)
+    device = shipped.device
     cfg = shipped.model.cfg
     results = {}
     log.info("shipped model: %s", args.model or "models/epitome")
@@ -85,7 +87,7 @@ def main(argv=None) -> int:
     del shipped
     faithful = [EpitomeModel(EpitomeConfig(backbone=cfg.backbone, max_len=cfg.max_len, mechanisms=[m],
                                            finetune="full", train_layers=0, freeze_seeker=False, pooling="cls"))
-                .eval() for m in ("ER", "IP", "EX")]
+                .to(device).eval() for m in ("ER", "IP", "EX")]
 
     def score_faithful(s, r, b):
         return [run_model(m, s, r, b) for m in faithful]
@@ -99,6 +101,7 @@ def main(argv=None) -> int:
     report = {
         "benchmark": "classifier scoring throughput", "commit": commit, "pairs": args.pairs,
         "batch_size": args.batch_size, "repeats": args.repeats, "max_len": cfg.max_len, "data": source,
+        "device": str(device),
         "results": results, "speedup_shipped_vs_faithful": round(speedup, 2),
         "machine": machine_info(),
         "note": "CPU shared with other jobs while measuring: compare the two rows, not absolute rates across runs.",
@@ -107,7 +110,7 @@ def main(argv=None) -> int:
     atomic_write_json(out / "classifier.json", report)
     md = [f"# Classifier scoring throughput (commit {commit})", "",
           f"{args.pairs} pairs from the {source}, batch {args.batch_size}, max_len {cfg.max_len}, median of "
-          f"{args.repeats} runs; {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+          f"{args.repeats} runs, on {device}; {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), load average at the end {os.getloadavg()[0]:.1f}.", "",
           "| configuration | pairs/s | runs |", "|---|---|---|"]
     for k, v in results.items():

@@ -1,4 +1,4 @@
-"""CPU time of the PARTNER reward per batch of 16 rollouts: each component and the whole stack.
+"""Time of the PARTNER reward per batch of 16 rollouts, each component and the whole stack (CPU; --device cuda).
 
 A batch is what one RL step scores: 4 states (seeker post, original response) x 4 sampled edits
 (inserted or replacing candidate sentences, and one STOP per state). For every component and for
@@ -107,6 +107,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=16, help="rollouts per batch")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    p.add_argument("--device", default="cpu", help="cpu (the default, what the target is about), cuda, ...")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -122,7 +123,7 @@ def main(argv=None) -> int:
     from rewards.mi import MutualInformationReward
     from rewards.stack import RewardStack
 
-    device = "cpu"
+    device = args.device
     lm = FrozenLM("smollm2-135m", device=device)  # loaded once and shared, as the stack does
     lm.attach_reverse(ROOT / "models" / "reverse")
     empathy_ok = (ROOT / "models" / "epitome" / "config.json").exists()
@@ -150,7 +151,7 @@ def main(argv=None) -> int:
 
     commit = git_commit()
     out = {
-        "benchmark": "reward stack, seconds per batch of rollouts (CPU)",
+        "benchmark": f"reward stack, seconds per batch of rollouts ({device})", "device": device,
         "batch": args.batch,
         "repeats": args.repeats,
         "models": {"lm": "smollm2-135m (+ models/reverse adapter)", "coherence": "models/coherence",
@@ -166,7 +167,7 @@ def main(argv=None) -> int:
     from classifiers.jsonio import atomic_write_json, atomic_write_text
 
     atomic_write_json(res / "rewards.json", out)
-    lines = [f"# Reward stack: seconds per batch of {args.batch} rollouts (CPU)", "",
+    lines = [f"# Reward stack: seconds per batch of {args.batch} rollouts ({device})", "",
              f"Commit {commit}; {platform.platform()}; {os.cpu_count()} CPUs, torch {torch.__version__} "
              f"({torch.get_num_threads()} threads); 1-min load average {out['machine']['load_avg_1m']} "
              "(the machine is shared: compare rows of one run, not runs).", "",

@@ -54,7 +54,7 @@ def pairs(n: int):
         return [r["seeker_post"] for r in rows], [r["response_post"] for r in rows], "examples/low-empathy.jsonl"
 
 
-def load_policy(model: str | None, cfg):
+def load_policy(model: str | None, cfg, device: str = "cpu"):
     import torch
 
     from partner.config import SHIPPED_MODELS
@@ -64,8 +64,8 @@ def load_policy(model: str | None, cfg):
     path = Path(model) if model else SHIPPED_MODELS / "policy"
     if (path / "policy_config.json").exists():
         where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-        return PartnerPolicy.load(str(path), cfg=cfg, device="cpu"), f"trained policy {where}"
-    policy = PartnerPolicy.load(cfg.backbone, cfg=cfg, device="cpu")
+        return PartnerPolicy.load(str(path), cfg=cfg, device=device), f"trained policy {where}"
+    policy = PartnerPolicy.load(cfg.backbone, cfg=cfg, device=device)
     with torch.no_grad():
         policy.head.bias[E.stop_class(policy.k)] = -1e4  # never stop: a fixed, full workload
     return policy, (f"untrained {cfg.backbone} with STOP masked (every episode edits until "
@@ -90,7 +90,7 @@ class NaiveActor:
         positions, sentences, sentence_ids, logp_pos, logp_sent = [], [], [], [], []
         with torch.no_grad():
             for seeker, window in zip(seekers, windows):
-                ids = torch.tensor([p.state_ids(seeker, window)])
+                ids = torch.tensor([p.state_ids(seeker, window)], device=p.device)
                 out = p.model(input_ids=ids, output_hidden_states=True, use_cache=False)
                 self.forwards += 1
                 logits = p.head(out.hidden_states[-1][:, -1]).float()
@@ -100,7 +100,7 @@ class NaiveActor:
                 if pos != E.stop_class(self.k):
                     seq = ids[0].tolist() + p.marker_ids(pos)
                     for _ in range(int(self.cfg.max_sentence_tokens)):
-                        step = p.model(input_ids=torch.tensor([seq + gen]), use_cache=False).logits[0, -1]
+                        step = p.model(input_ids=torch.tensor([seq + gen], device=p.device), use_cache=False).logits[0, -1]
                         self.forwards += 1
                         gen.append(int(step.argmax()))
                         if p._stops(gen):
@@ -108,7 +108,7 @@ class NaiveActor:
                 positions.append(pos)
                 sentences.append(p.decode_sentence(gen))
                 sentence_ids.append(torch.tensor(gen, dtype=torch.long))
-                logp_pos.append(torch.log_softmax(logits, -1)[0, pos])
+                logp_pos.append(torch.log_softmax(logits, -1)[0, pos].cpu())
                 logp_sent.append(torch.zeros(()))
         return ActionBatch(torch.tensor(positions), sentences, sentence_ids, torch.stack(logp_pos),
                            torch.stack(logp_sent), None)
@@ -128,13 +128,14 @@ def main(argv=None) -> int:
     ap.add_argument("--naive-n", type=int, default=4, help="pairs rewritten by the naive path (the first ones)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--model", default=None, help="policy folder (default: models/policy if shipped)")
+    ap.add_argument("--device", default="cpu", help="cpu (the default), cuda, ...")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "rewrite"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     torch.manual_seed(0)
     cfg = load_config(DEFAULT_CONFIG).policy
     seekers, responses, source = pairs(args.n)
-    policy, what = load_policy(args.model, cfg)
+    policy, what = load_policy(args.model, cfg, args.device)
     log.info("policy: %s; %d pairs from %s", what, len(seekers), source)
 
     run_episodes(policy, seekers[:2], responses[:2], cfg, sample=False)  # warm-up
@@ -162,7 +163,7 @@ def main(argv=None) -> int:
     result = {
         "what": "PARTNER rewrites per second (run_episodes, greedy), batched + KV cache vs naive per-example "
                 "loop without KV cache",
-        "policy": what, "data": source, "n": len(seekers), "batch_size": args.batch_size,
+        "policy": what, "device": args.device, "data": source, "n": len(seekers), "batch_size": args.batch_size,
         "max_edits": cfg.max_edits, "max_sentence_tokens": cfg.max_sentence_tokens,
         "sentences_written": sentences,
         "batched": {"n": len(seekers), "seconds": round(t_batched, 2),
