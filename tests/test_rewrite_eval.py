@@ -165,3 +165,49 @@ def test_a_held_out_judge_rescores_every_file(outputs, tmp_path, monkeypatch):
     proc = subprocess.run([str(BIN / "partner-eval"), "rewrites", *args.files, "--scorer", str(tmp_path / "nope"),
                            "--out", str(tmp_path / "b")], capture_output=True, text=True)
     assert proc.returncode == 2 and "nope" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------- partner-eval stock
+
+
+def test_stock_sentences_ranked_by_what_they_buy():
+    from partner.evaluation import stock
+
+    pairs = [(r["seeker_post"], r["response_post"]) for r in ROWS]
+    res = stock.measure(FakeScorer(), pairs, ["That is hard. What happened?", "Okay.", "I understand."],
+                        positions=("start", "end"))
+    assert [(r["sentence"], r["at"]) for r in res["rows"]][:2] == [("That is hard. What happened?", "start"),
+                                                                  ("That is hard. What happened?", "end")]
+    best = res["rows"][0]
+    # the lexicon scorer: "hard" -> ER, "?" -> EX; row 3 already has both, rows 1 and 2 have neither
+    assert best["mean"] == pytest.approx(4 / 3) and best["by_mechanism"] == {"ER": 2 / 3, "IP": 0.0, "EX": 2 / 3}
+    assert best["at_zero"] == {"mean": 2.0, "n": 2}
+    assert res["rows"][-1]["mean"] == 0.0 and res["before_mean"] == pytest.approx(1.0)
+
+
+def test_stock_command_reports_bad_lines_and_writes_reports(tmp_path, monkeypatch, capsys):
+    from partner.evaluation import stock
+
+    inp = tmp_path / "dev.jsonl"
+    write_jsonl(inp, [ROWS[0], {"id": "x", "seeker_post": "hi"}, "not json", ROWS[1]])
+    monkeypatch.setattr(rw, "load_scorer", lambda spec="", device=None: FakeScorer())
+    args = argparse.Namespace(input=str(inp), sentences=["I'm sorry.", "Why?"], at=["start"], model=None,
+                              batch_size=8, out=str(tmp_path / "out"))
+    assert stock.main(args) == 0
+    report = json.loads((tmp_path / "out" / "stock.json").read_text())
+    assert report["n"] == 2 and report["errors"] == 2
+    assert [(e["line"], e["field"]) for e in report["error_records"]] == [(2, "response_post"), (3, None)]
+    assert [r["sentence"] for r in report["rows"]] == ["I'm sorry.", "Why?"]
+    md = (tmp_path / "out" / "stock.md").read_text()
+    assert "Strongest: \"I'm sorry.\"" in md and md in capsys.readouterr().out
+    empty = tmp_path / "empty.jsonl"
+    write_jsonl(empty, ["[1]"])
+    proc = subprocess.run([str(BIN / "partner-eval"), "stock", str(empty)], capture_output=True, text=True)
+    assert proc.returncode != 0 and "no usable" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_export_dev_split_is_disjoint_from_test(data_dir, tmp_path):
+    dev, test = tmp_path / "dev.jsonl", tmp_path / "test.jsonl"
+    n_dev, n_test = ev.export_inputs("epitome-dev", dev), ev.export_inputs("epitome-test", test)
+    ids = lambda p: {json.loads(line)["id"].split("/")[0] for line in p.read_text().splitlines()}  # noqa: E731
+    assert n_dev > 100 and n_test > 100 and not ids(dev) & ids(test)

@@ -15,6 +15,7 @@ COMMANDS = {
     "classifier": ("partner.evaluation.classifier", "EPITOME empathy classifier"),
     "probe": ("partner.evaluation.probe", "EPITOME empathy classifier"),
     "rewrites": ("partner.evaluation.rewrites", "partner-rewrite, partner-eval and the baselines"),
+    "stock": ("partner.evaluation.stock", "partner-rewrite, partner-eval and the baselines"),
 }
 
 
@@ -40,7 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="re-score every file's empathy with this classifier folder instead of reading the files' "
                         "own scores (a held-out judge: one the rewriter never trained or reranked against)")
     add_config(r)
-    for s in (c, pr, r):
+    st = sub.add_parser("stock", help="stock-sentence baseline: the empathy change one fixed sentence inserted into "
+                                      "every response buys (pick it on dev, report it on test)")
+    st.add_argument("input", help="JSONL with seeker_post and response_post (e.g. the dev split export)")
+    st.add_argument("--sentences", nargs="+", default=None, metavar="TEXT",
+                    help="stock sentences to try (default: seed 001's seeds and common sympathy phrases)")
+    st.add_argument("--at", nargs="+", choices=("start", "end"), default=["start"],
+                    help="where each sentence is inserted (default: start, as --method template)")
+    st.add_argument("--model", default=None, help="classifier folder (default: the shipped model)")
+    st.add_argument("--batch-size", type=int, default=32)
+    st.add_argument("--out", default=None, help="folder for stock.json and stock.md (default: beside the input)")
+    for s in (c, pr, r, st):
         add_common(s)
     return p
 

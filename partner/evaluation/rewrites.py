@@ -468,8 +468,8 @@ def main(args) -> int:
 def export_inputs(corpus: str, out: Path, n: int = 0, seed: int = 0) -> int:
     """Write a corpus's (seeker, response) pairs as partner-rewrite input; returns the count.
 
-    ``epitome-test``: the grouped EPITOME test split (``epitome_splits()["test"]``), with the gold
-    levels. ``esconv``: the ESConv dev pairs; with ``n`` a fixed random subset (``seed``) kept in
+    ``epitome-test`` / ``epitome-dev``: the grouped EPITOME test / dev split (``epitome_splits()``),
+    with the gold levels. ``esconv``: the ESConv dev pairs; with ``n`` a fixed random subset (``seed``) kept in
     file order.
     """
     import random
@@ -477,14 +477,14 @@ def export_inputs(corpus: str, out: Path, n: int = 0, seed: int = 0) -> int:
     from classifiers import corpora
     from classifiers.jsonio import atomic_write_text
 
-    if corpus == "epitome-test":
+    if corpus in ("epitome-test", "epitome-dev"):
         rows = [{"id": f"{p.sp_id}/{p.rp_id}", "seeker_post": p.seeker_post, "response_post": p.response_post,
-                 "gold_levels": p.levels} for p in corpora.epitome_splits()["test"]]
+                 "gold_levels": p.levels} for p in corpora.epitome_splits()[corpus.split("-")[1]]]
     elif corpus == "esconv":
         rows = [{"id": p.id, "seeker_post": p.seeker_post, "response_post": p.response_post, **p.meta}
                 for p in corpora.load_esconv()]
     else:
-        raise ValueError(f"unknown corpus {corpus!r} (epitome-test | esconv)")
+        raise ValueError(f"unknown corpus {corpus!r} (epitome-test | epitome-dev | esconv)")
     if n and n < len(rows):
         keep = sorted(random.Random(seed).sample(range(len(rows)), n))
         rows = [rows[i] for i in keep]
@@ -498,7 +498,7 @@ if __name__ == "__main__":
 
     ap = argparse.ArgumentParser(description="write partner-rewrite inputs from the shared corpora")
     ap.add_argument("cmd", choices=["export"])
-    ap.add_argument("corpus", choices=["epitome-test", "esconv"])
+    ap.add_argument("corpus", choices=["epitome-test", "epitome-dev", "esconv"])
     ap.add_argument("out")
     ap.add_argument("--n", type=int, default=0, help="fixed random subset of this size (0 = all)")
     ap.add_argument("--seed", type=int, default=0)
