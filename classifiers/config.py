@@ -44,6 +44,9 @@ class EpitomeConfig:
     negative_mechanisms: list[str] = _h("mechanisms supervised toward level 0 on mismatched pairs",
                                         factory=lambda: ["ER", "IP"])
     lambda_match: float = _h("weight of the auxiliary matched-vs-mismatched loss (0 = off)", 0.0)
+    context_margin: float = _h("ranking loss on mismatched pairs: where a negative_mechanisms level is > 0, its expected "
+                               "level under the own post must beat that under another post by this margin (0 = off)",
+                               0.0)
     dropout: float = _h("dropout in the heads", 0.1)
     seed: int = _h("training seed", 42)
     split_seed: int = _h("seed of the grouped train/dev/test split", 13)

@@ -4,7 +4,9 @@ macro-F1 (mean over mechanisms), best checkpoint saved as safetensors + config.j
 Context negatives (``cfg.negatives > 0``): each batch's seeker encodings are rolled by one, so
 every response is also seen under another post at no extra encoder cost; those mismatched pairs
 are supervised toward level 0 for ``cfg.negative_mechanisms`` and, with ``cfg.lambda_match``,
-an auxiliary head learns matched vs mismatched.
+an auxiliary head learns matched vs mismatched. ``cfg.context_margin`` instead asks only for a gap:
+a mechanism present in a real pair must score at least that much lower (in expected level) under
+the other post.
 """
 
 from __future__ import annotations
@@ -162,34 +164,49 @@ def compute_loss(model, batch: dict, pairs: list[EpitomePair], weights: torch.Te
     mechs = model.mechanisms
     e_resp, e_seek = encode_batch(model, batch, pairs, feats)
     out = model.heads(e_resp, batch["resp_mask"], e_seek, batch.get("seek_mask"))
-    gold = torch.tensor([[p.levels[m] for m in mechs] for p in pairs])  # [B, M]
+    dev = out["levels"].device
+    gold = torch.tensor([[p.levels[m] for m in mechs] for p in pairs], device=dev)  # [B, M]
     ce = nn.functional.cross_entropy
     loss_ei = sum(ce(out["levels"][:, m], gold[:, m], weight=weights[m]) for m in range(len(mechs))) / len(mechs)
     rat = out["rationales"]  # [B, M, L, 2]
     loss_re = ce(rat.reshape(-1, 2), batch["rationale_labels"].reshape(-1), ignore_index=-100)
     loss = cfg.lambda_ei * loss_ei + cfg.lambda_re * loss_re
     parts = {"ei": float(loss_ei.detach()), "re": float(loss_re.detach())}
-    if e_seek is not None and (cfg.negatives > 0 or cfg.lambda_match > 0) and len(pairs) > 1:
+    if e_seek is not None and (cfg.negatives > 0 or cfg.lambda_match > 0 or cfg.context_margin > 0) and len(pairs) > 1:
         # Re-pair each response with the next pair's seeker post (a different post: groups are
         # whole seeker posts, but a post with two responses can sit next to itself; skip those).
         other = torch.roll(torch.arange(len(pairs)), 1)
-        valid = torch.tensor([pairs[i].sp_id != pairs[j].sp_id for i, j in enumerate(other.tolist())])
+        valid = torch.tensor([pairs[i].sp_id != pairs[j].sp_id for i, j in enumerate(other.tolist())], device=dev)
+        other = other.to(dev)
         if valid.any():
             neg = model.heads(e_resp, batch["resp_mask"], e_seek[other], batch["seek_mask"][other])
             if cfg.negatives > 0:
                 sel = [mechs.index(m) for m in cfg.negative_mechanisms if m in mechs]
                 if sel:
                     logits = neg["levels"][valid][:, sel].reshape(-1, 3)
-                    loss_neg = ce(logits, torch.zeros(len(logits), dtype=torch.long))
+                    loss_neg = ce(logits, torch.zeros(len(logits), dtype=torch.long, device=dev))
                     loss = loss + cfg.negatives * loss_neg
                     parts["neg"] = float(loss_neg.detach())
             if cfg.lambda_match > 0:
                 bce = nn.functional.binary_cross_entropy_with_logits
                 logits = torch.cat([out["match"], neg["match"][valid]])
-                target = torch.cat([torch.ones(len(pairs)), torch.zeros(int(valid.sum()))])
+                target = torch.cat([torch.ones(len(pairs), device=dev), torch.zeros(int(valid.sum()), device=dev)])
                 loss_m = bce(logits, target)
                 loss = loss + cfg.lambda_match * loss_m
                 parts["match"] = float(loss_m.detach())
+            if cfg.context_margin > 0:
+                # A ranking constraint, not a label: where a mechanism is present (gold level > 0),
+                # its expected level under the response's own post must exceed that under another
+                # post by the margin. Real pairs keep their labels; level-0 pairs are left alone.
+                sel = [mechs.index(m) for m in cfg.negative_mechanisms if m in mechs]
+                scale = torch.arange(3, dtype=torch.float32, device=dev)
+                own = torch.softmax(out["levels"][valid][:, sel].float(), -1) @ scale  # [V, S]
+                mis = torch.softmax(neg["levels"][valid][:, sel].float(), -1) @ scale
+                present = gold[valid][:, sel] > 0
+                if present.any():
+                    loss_c = nn.functional.relu(cfg.context_margin - (own - mis)[present]).mean()
+                    loss = loss + loss_c
+                    parts["margin"] = float(loss_c.detach())
     return loss, parts
 
 

@@ -169,6 +169,28 @@ def test_negative_and_match_losses_are_used():
     assert model.match.weight.grad is not None and model.match.weight.grad.abs().sum() > 0
 
 
+def test_context_margin_is_a_hinge_on_present_mechanisms_only():
+    from classifiers.epitome import EpitomeModel
+    from classifiers.epitome_train import compute_loss
+
+    torch.manual_seed(0)
+    pairs = _pairs(4)
+    model = EpitomeModel(_tiny_cfg(context_margin=0.5))
+    batch = model.tokenize([p.seeker_post for p in pairs], [p.response_post for p in pairs],
+                           spans=[p.rationales for p in pairs])
+    batch.pop("offsets")
+    loss, parts = compute_loss(model, batch, pairs, torch.ones(3, 3))
+    # untrained: the own and the mismatched post give nearly the same expected level, so the hinge is ~margin
+    assert {"ei", "re", "margin"} <= set(parts) and "neg" not in parts
+    assert 0.3 < parts["margin"] <= 0.5 + 1e-6
+    loss.backward()  # the gradient reaches the only path from the seeker post to the levels
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.attention.parameters())
+    for p in pairs:  # no mechanism present in any pair: nothing to rank
+        p.levels = {m: 0 for m in p.levels}
+    _, parts = compute_loss(model, batch, pairs, torch.ones(3, 3))
+    assert "margin" not in parts
+
+
 # ---------------------------------------------------------------------------- scorer and probe
 
 def test_scorer_api(tiny_model_dir):
