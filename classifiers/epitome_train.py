@@ -180,13 +180,12 @@ def compute_loss(model, batch: dict, pairs: list[EpitomePair], weights: torch.Te
         other = other.to(dev)
         if valid.any():
             neg = model.heads(e_resp, batch["resp_mask"], e_seek[other], batch["seek_mask"][other])
-            if cfg.negatives > 0:
-                sel = [mechs.index(m) for m in cfg.negative_mechanisms if m in mechs]
-                if sel:
-                    logits = neg["levels"][valid][:, sel].reshape(-1, 3)
-                    loss_neg = ce(logits, torch.zeros(len(logits), dtype=torch.long, device=dev))
-                    loss = loss + cfg.negatives * loss_neg
-                    parts["neg"] = float(loss_neg.detach())
+            sel = [mechs.index(m) for m in cfg.negative_mechanisms if m in mechs]
+            if cfg.negatives > 0 and sel:
+                logits = neg["levels"][valid][:, sel].reshape(-1, 3)
+                loss_neg = ce(logits, torch.zeros(len(logits), dtype=torch.long, device=dev))
+                loss = loss + cfg.negatives * loss_neg
+                parts["neg"] = float(loss_neg.detach())
             if cfg.lambda_match > 0:
                 bce = nn.functional.binary_cross_entropy_with_logits
                 logits = torch.cat([out["match"], neg["match"][valid]])
@@ -198,7 +197,6 @@ def compute_loss(model, batch: dict, pairs: list[EpitomePair], weights: torch.Te
                 # A ranking constraint, not a label: where a mechanism is present (gold level > 0),
                 # its expected level under the response's own post must exceed that under another
                 # post by the margin. Real pairs keep their labels; level-0 pairs are left alone.
-                sel = [mechs.index(m) for m in cfg.negative_mechanisms if m in mechs]
                 scale = torch.arange(3, dtype=torch.float32, device=dev)
                 own = torch.softmax(out["levels"][valid][:, sel].float(), -1) @ scale  # [V, S]
                 mis = torch.softmax(neg["levels"][valid][:, sel].float(), -1) @ scale

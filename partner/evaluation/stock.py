@@ -60,22 +60,22 @@ def measure(scorer, pairs: list[tuple[str, str]], sentences, positions=("start",
     seekers = [s for s, _ in pairs]
     originals = [r for _, r in pairs]
     before = scorer.score(seekers, originals, batch_size, rationales=False)
+    totals = [b.total for b in before]
     rows = []
     for sentence in sentences:
         for at in positions:
             texts = [insert_sentence(r, sentence, at)[0] for r in originals]
             after = scorer.score(seekers, texts, batch_size, rationales=False)
-            deltas = [a.total - b.total for b, a in zip(before, after)]
-            at_zero = [d for b, d in zip(before, deltas) if b.total == 0]
+            change = metrics.empathy_change_by_level(totals, [a.total for a in after])
             rows.append({
-                "sentence": sentence, "at": at, "n": len(deltas),
-                "mean": metrics.mean(deltas), "ci95": metrics.bootstrap_ci(deltas),
-                "at_zero": {"mean": metrics.mean(at_zero) if at_zero else None, "n": len(at_zero)},
+                "sentence": sentence, "at": at, "n": change["n"], "mean": change["overall"],
+                "ci95": metrics.bootstrap_ci([a.total - b for b, a in zip(totals, after)]),
+                "at_zero": change["by_level"][0],
                 "by_mechanism": {m: metrics.mean([a.levels[m] - b.levels[m] for b, a in zip(before, after)])
                                  for m in MECHANISMS},
             })
     rows.sort(key=lambda r: -r["mean"])
-    return {"n": len(pairs), "before_mean": metrics.mean([b.total for b in before]), "rows": rows}
+    return {"n": len(pairs), "before_mean": metrics.mean(totals), "rows": rows}
 
 
 def markdown(result: dict, meta: dict) -> str:
