@@ -22,6 +22,7 @@ Methods (``build_rewriter``):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections import Counter
@@ -347,7 +348,10 @@ def build_rewriter(method: str, cfg, model: str | None = None, device=None) -> R
     if rc.candidates > 1:
         from rewards.stack import RewardStack
 
-        reward_fn = RewardStack.from_config(cfg, device=device)
+        # r_n scores an episode against the episodes before it: in decoding that would make a rewrite depend on
+        # the inputs before it, so reranking leaves it out.
+        ranking_cfg = dataclasses.replace(cfg, rewards=dataclasses.replace(cfg.rewards, w_novelty=0.0))
+        reward_fn = RewardStack.from_config(ranking_cfg, device=device)
     return PolicyRewriter(method, policy_path(method, model), cfg.policy, decoding=rc.decoding, device=device,
                           guard=guard, candidates=rc.candidates, reward_fn=reward_fn, keep_original=rc.keep_original,
                           min_gain=rc.min_gain, guard_retries=rc.guard_retries)

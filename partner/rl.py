@@ -22,8 +22,8 @@ Per-sample rewards throughout (the original code shared one scalar across the ba
 Distributed: every process runs its own rollouts on its own shard of states; gradients of the
 trainable parameters (LoRA + position head) are averaged across processes after backward, so
 ``accelerate launch partner-train rl`` (or ``torchrun``) is data-parallel with no code change.
-Checkpoints (adapter + head + optimizer state + baseline + RNG + step, safetensors/JSON, written
-atomically) let a killed run resume from its last checkpoint.
+Checkpoints (adapter + head + optimizer state + baseline + RNG + step + the reward's own state, such
+as the novelty penalty's memory; safetensors/JSON, written atomically) let a killed run resume from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -220,6 +220,8 @@ class RLTrainer:
             save_optimizer(self.opt, tmp)
             state = {"step": self.step, "baseline": list(self.baseline.values), "rng": self.rng.getstate()[1],
                      "rng_version": self.rng.getstate()[0], "history": self.history}
+            if hasattr(self.reward_fn, "state_dict"):
+                state["reward_state"] = self.reward_fn.state_dict()
             (tmp / "trainer_state.json").write_text(json.dumps(state))
             from safetensors.torch import save_file
 
@@ -244,6 +246,8 @@ class RLTrainer:
         self.step = int(state["step"])
         self.baseline = RunningBaseline(self.cfg.baseline_window, state["baseline"])
         self.history = state.get("history", [])
+        if state.get("reward_state") and hasattr(self.reward_fn, "load_state_dict"):
+            self.reward_fn.load_state_dict(state["reward_state"])
         # Each process re-derives its stream from the step, so resumed runs stay reproducible.
         self.rng = random.Random(self.cfg.seed + 1000 * self.acc.process_index + 7919 * self.step)
         gen_state = load_file(str(ckpt / "rng.safetensors"))["generator"]

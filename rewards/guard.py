@@ -56,6 +56,20 @@ def self_repetition(sentence: str) -> float:
     return 1 - len(set(grams)) / len(grams) if grams else 0.0
 
 
+def new_sentence_indices(original: str, rewrite: str) -> tuple[list[str], list[int]]:
+    """The rewrite's sentences, and the indices of those that are not the original's (a multiset
+    difference: an original sentence kept twice is new the second time)."""
+    kept = Counter(split_sentences(original))
+    sents = split_sentences(rewrite)
+    new = []
+    for i, s in enumerate(sents):
+        if kept[s] > 0:
+            kept[s] -= 1
+        else:
+            new.append(i)
+    return sents, new
+
+
 @dataclass
 class SentenceGuard:
     """Rejects a generated sentence that copies the seeker or the response, or repeats itself; counts what
@@ -118,14 +132,10 @@ class GuardPenalty:
 
     def reasons(self, seeker: str, original: str, rewrite: str) -> list[str]:
         """Why each rejected new sentence of ``rewrite`` would be rejected (empty: none)."""
-        kept = Counter(split_sentences(original))
-        sents = split_sentences(rewrite)
+        sents, new = new_sentence_indices(original, rewrite)
         out = []
-        for i, s in enumerate(sents):
-            if kept[s] > 0:
-                kept[s] -= 1
-                continue
-            why = self.guard.reason(seeker, s, sents[:i] + sents[i + 1:])
+        for i in new:
+            why = self.guard.reason(seeker, sents[i], sents[:i] + sents[i + 1:])
             if why is not None:
                 out.append(why)
         return out

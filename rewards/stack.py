@@ -1,6 +1,8 @@
 """The PARTNER reward: r = w_e·r_e + w_f·r_f + w_c·r_c + w_m·r_m (+ w_g·r_g), per sample (paper §5.5).
 
-r_g, the guard penalty (``rewards.guard``), is ours, not the paper's: off unless ``w_guard`` > 0.
+r_g, the guard penalty (``rewards.guard``), and r_n, the novelty penalty (``rewards.novelty``), are ours,
+not the paper's: off unless ``w_guard`` / ``w_novelty`` > 0. r_n remembers recent episodes, so the
+stack has a ``state_dict`` for the RL trainer's checkpoints.
 
 ``RewardStack(cfg)(seekers, originals, rewrites, edits)`` returns a ``RewardOutput`` with the
 weighted total and every enabled component unweighted (plus the parts behind them: f_e before and
@@ -25,7 +27,7 @@ from .edit import check_batch
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("empathy", "fluency", "coherence", "mi", "guard")
+COMPONENTS = ("empathy", "fluency", "coherence", "mi", "guard", "novelty")
 
 
 @dataclass
@@ -79,7 +81,7 @@ class RewardStack:
 
         self.cfg = cfg = cfg or RewardConfig()
         self.weights = {"empathy": cfg.w_empathy, "fluency": cfg.w_fluency, "coherence": cfg.w_coherence,
-                        "mi": cfg.w_mi, "guard": cfg.w_guard}
+                        "mi": cfg.w_mi, "guard": cfg.w_guard, "novelty": cfg.w_novelty}
         self.lms: dict = dict(lms or {})
 
         def lm(name: str):
@@ -121,6 +123,10 @@ class RewardStack:
             from .guard import GuardPenalty
 
             self.components["guard"] = GuardPenalty(guard)
+        if cfg.w_novelty:
+            from .novelty import NoveltyPenalty
+
+            self.components["novelty"] = NoveltyPenalty(cfg.novelty_window)
 
     @classmethod
     def from_config(cls, cfg, device: str | None = None, **kwargs) -> "RewardStack":
@@ -153,6 +159,15 @@ class RewardStack:
                 comps[name] = fn(seekers, originals, rewrites, edits)
         total = [sum(self.weights[k] * comps[k][i] for k in comps) for i in range(n)]
         return RewardOutput(total, comps, {k: self.weights[k] for k in comps}, details)
+
+    def state_dict(self) -> dict:
+        """The state of the stateful components (r_n's memory), for checkpoints; {} when none is on."""
+        return {k: fn.state_dict() for k, fn in self.components.items() if hasattr(fn, "state_dict")}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, sub in state.items():
+            if k in self.components and hasattr(self.components[k], "load_state_dict"):
+                self.components[k].load_state_dict(sub)
 
     def trl_reward_funcs(self, **keys) -> tuple[list, list[float]]:
         """(reward_funcs, reward_weights) for TRL's GRPOTrainer: one function per enabled component,

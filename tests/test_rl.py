@@ -139,3 +139,28 @@ def test_rl_stage_writes_agent_curves_and_skips_when_complete(tmp_path, data_dir
     history = json.loads((out / "history.json").read_text())
     assert [h["step"] for h in history] == [1, 2, 3]
     assert json.loads((out / ".complete").read_text())["steps"] == 3
+
+
+def test_the_reward_state_is_checkpointed_and_restored(tmp_path):
+    """A stateful reward (r_n's memory of recent episodes) resumes where it was, so scores match an unbroken run."""
+    from rewards.novelty import NoveltyPenalty
+
+    class Novel:
+        def __init__(self):
+            self.pen = NoveltyPenalty(window=64)
+
+        def __call__(self, seekers, originals, rewrites, edits):
+            return RewardResult(self.pen(seekers, originals, rewrites, edits))
+
+        def state_dict(self):
+            return self.pen.state_dict()
+
+        def load_state_dict(self, state):
+            self.pen.load_state_dict(state)
+
+    cfg = RLConfig(method="reinforce", steps=2, batch_size=2, lr=1e-2, save_every=1, kl_coef=0.0, seed=5)
+    t1 = RLTrainer(tiny_policy(), Novel(), PROMPTS, cfg, tmp_path)
+    t1.train(2)
+    assert len(t1.reward_fn.pen.memory) == 4
+    t2 = RLTrainer(tiny_policy(), Novel(), PROMPTS, cfg, tmp_path)
+    assert t2.resume() and t2.reward_fn.pen.memory == t1.reward_fn.pen.memory
