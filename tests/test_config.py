@@ -33,3 +33,24 @@ def test_bad_overrides_are_errors(bad, msg):
 def test_every_field_has_help():
     missing = [line for line in describe(PartnerConfig) if "  " not in line]
     assert not missing
+
+
+def test_a_config_can_state_only_what_it_changes_over_a_base(tmp_path):
+    import dataclasses
+
+    gpu = load_config(REPO_ROOT / "configs" / "gpu.yaml")
+    default = load_config(DEFAULT_CONFIG)
+    assert (gpu.run_dir, gpu.rl.steps, gpu.rl.batch_size, gpu.rl.save_every) == ("runs/gpu", 400, 16, 10)
+    # everything else, inside the changed section too, is the default config's
+    assert dataclasses.replace(gpu.rl, steps=default.rl.steps, batch_size=default.rl.batch_size,
+                               save_every=default.rl.save_every) == default.rl
+    assert (gpu.classifier, gpu.rewards, gpu.policy) == (default.classifier, default.rewards, default.policy)
+    (tmp_path / "a.yaml").write_text("base: b.yaml\nseed: 1\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(ConfigError, match="missing.yaml not found"):
+        load_config(tmp_path / "c.yaml")
+    # overrides still apply last, over the base and the file
+    assert load_config(REPO_ROOT / "configs" / "gpu.yaml", ["rl.steps=3"]).rl.steps == 3
