@@ -55,7 +55,8 @@ class NoveltyPenalty:
         check_batch(seekers, originals, rewrites, edits)
         batch = [tuple(dict.fromkeys(new_sentences(o, r))) for o, r in zip(originals, rewrites)]
         # The batch counts in full even when it is larger than the window; older episodes fill the rest.
-        recent = list(self.memory)[max(0, len(self.memory) - max(0, self.window - len(batch))):]
+        keep = self.window - len(batch)
+        recent = list(self.memory)[-keep:] if keep > 0 else []
         episodes = recent + batch
         counts = Counter(key for ep in episodes for key in ep)
         n = len(episodes)
