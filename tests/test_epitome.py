@@ -229,8 +229,30 @@ def test_probe_context_free_model_shows_no_difference(tmp_path):
     res = probe(EmpathyScorer.load(str(tmp_path)), pairs, batch_size=8)
     a = res["context_swap"]
     assert a["share_same"] == 1.0 and a["mean_drop_expected_total"] == pytest.approx(0, abs=1e-6)
+    assert a["drop_test"]["mean_diff"] == 0 and a["drop_test"]["clear_drop"] is False
     for row in res["generic_phrases"]["phrases"].values():
         assert row["mean_expected_total_own"] == pytest.approx(row["mean_expected_total_neutral"], abs=1e-6)
+        assert row["drop_test"]["clear_drop"] is False
+
+
+def test_probe_clear_drop_needs_a_significant_positive_mean():
+    from types import SimpleNamespace as NS
+
+    from partner.evaluation.probe import markdown, paired_drop
+
+    own = [NS(total=t) for t in [3, 2, 4, 1, 2, 3] * 10]
+    assert paired_drop(own, [NS(total=t - 1) for t in [3, 2, 4, 1, 2, 3] * 10])["clear_drop"] is True
+    # A drop on a few items only: positive mean, but neither the CI nor p clears the bar.
+    few = paired_drop(own, [NS(total=t - (i < 2)) for i, t in enumerate([3, 2, 4, 1, 2, 3] * 10)])
+    assert few["mean_diff"] > 0 and few["p_value"] > 0.01 and few["clear_drop"] is False
+    rise = paired_drop(own, [NS(total=t + 1) for t in [3, 2, 4, 1, 2, 3] * 10])
+    assert rise["mean_diff"] == -1 and rise["clear_drop"] is False
+    swap = {"share_drop": 1.0, "share_same": 0.0, "share_rise": 0.0, "mean_drop_expected_total": 1.0,
+            "mean_total_own": 2.5, "mean_total_swapped": 1.5, "share_level_changed": {m: 1.0 for m in ("ER", "IP", "EX")},
+            "drop_test": paired_drop(own, [NS(total=t - 1) for t in [3, 2, 4, 1, 2, 3] * 10])}
+    md = markdown({"m": {"context_swap": swap, "generic_phrases": {"phrases": {}}}},
+                  {"test_pairs": 60, "split_seed": 13, "commit": "x"})
+    assert "| m | 100.0 | 0.0 | 0.0 | +1.000 [+1.00, +1.00], p " in md and "| yes |" in md
 
 
 @pytest.mark.slow

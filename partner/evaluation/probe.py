@@ -12,6 +12,11 @@
 
 A classifier that ignores context shows no difference at all in either part. The same command
 measures every classifier folder, so future models are compared on equal terms.
+
+"Clear drop" (issue 3 leaves it undefined; this is the project's reading): in (a), the mean drop of
+the total is positive, its 95 % bootstrap CI lies above 0 and the paired sign-flip permutation test
+gives p < 0.01 (``partner.metrics.paired_comparison``, own minus swapped, item by item). (b) gets the
+same paired statistics per phrase (own post minus non-distress post).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import logging
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+CLEAR_DROP_P = 0.01
 
 PHRASES = {"ER": "I'm so sorry to hear that.", "EX": "What happened?", "IP": "I feel the same way."}
 # Non-distress posts in the spirit of seed 001's PersonaChat/Ubuntu contexts; never used in training.
@@ -55,6 +62,16 @@ def _mean(xs) -> float:
     return sum(xs) / len(xs) if xs else 0.0
 
 
+def paired_drop(own, other) -> dict:
+    """Paired statistics of ``own.total - other.total`` and whether it is a clear drop (module docstring)."""
+    from partner.metrics import paired_comparison
+
+    t = paired_comparison([a.total for a in own], [b.total for b in other])
+    t["clear_drop"] = bool(t["mean_diff"] is not None and t["mean_diff"] > 0 and t["ci95"][0] > 0
+                           and t["p_value"] < CLEAR_DROP_P)
+    return t
+
+
 def context_swap(scorer, pairs, batch_size: int = 32) -> dict:
     other = derangement(pairs)
     responses = [p.response_post for p in pairs]
@@ -74,6 +91,7 @@ def context_swap(scorer, pairs, batch_size: int = 32) -> dict:
         "mean_total_swapped": _mean(b.total for b in swap),
         "mean_drop_level": {m: _mean(a.levels[m] - b.levels[m] for a, b in zip(own, swap)) for m in PHRASES},
         "share_level_changed": {m: _mean(a.levels[m] != b.levels[m] for a, b in zip(own, swap)) for m in PHRASES},
+        "drop_test": paired_drop(own, swap),
     }
 
 
@@ -88,7 +106,8 @@ def generic_phrases(scorer, pairs, batch_size: int = 32) -> dict:
         row = {"phrase": phrase or "(none)", "mechanism": mech,
                "mean_total_own": _mean(r.total for r in own), "mean_total_neutral": _mean(r.total for r in neu),
                "mean_expected_total_own": _mean(r.expected_total for r in own),
-               "mean_expected_total_neutral": _mean(r.expected_total for r in neu)}
+               "mean_expected_total_neutral": _mean(r.expected_total for r in neu),
+               "drop_test": paired_drop(own, neu)}
         for m in PHRASES:
             row[f"yes_rate_{m}_own"] = _mean(r.levels[m] > 0 for r in own)
             row[f"yes_rate_{m}_neutral"] = _mean(r.levels[m] > 0 for r in neu)
@@ -101,24 +120,35 @@ def probe(scorer, pairs, batch_size: int = 32) -> dict:
             "generic_phrases": generic_phrases(scorer, pairs, batch_size)}
 
 
+def _test_cell(t: dict) -> str:
+    if t["mean_diff"] is None:
+        return "n/a"
+    lo, hi = t["ci95"]
+    return f"{t['mean_diff']:+.3f} [{lo:+.2f}, {hi:+.2f}], p {t['p_value']:.3g}"
+
+
 def markdown(results: dict[str, dict], meta: dict) -> str:
     pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
     lines = [f"# Context probe ({meta['test_pairs']} grouped test pairs, split seed {meta['split_seed']}, "
              f"commit {meta['commit']})", "",
              "## (a) Each response under its own vs an unrelated seeker post", "",
-             "| model | drops % | same % | rises % | mean drop of total | mean drop of E[total] | "
-             "mean total own → swapped | ER / IP / EX level changed % |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"Clear drop = mean drop of the total > 0, 95 % bootstrap CI above 0, paired sign-flip p < "
+             f"{CLEAR_DROP_P}.", "",
+             "| model | drops % | same % | rises % | mean drop of total [95 % CI], p | clear drop | "
+             "mean drop of E[total] | mean total own → swapped | ER / IP / EX level changed % |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         a = r["context_swap"]
         ch = " / ".join(pct(a["share_level_changed"][m]) for m in ("ER", "IP", "EX"))
         lines.append(f"| {name} | {pct(a['share_drop'])} | {pct(a['share_same'])} | {pct(a['share_rise'])} | "
-                     f"{a['mean_drop_total']:.3f} | {a['mean_drop_expected_total']:.3f} | "
+                     f"{_test_cell(a['drop_test'])} | {'yes' if a['drop_test']['clear_drop'] else 'no'} | "
+                     f"{a['mean_drop_expected_total']:.3f} | "
                      f"{a['mean_total_own']:.2f} → {a['mean_total_swapped']:.2f} | {ch} |")
     lines += ["", "## (b) Generic phrase added to level-0 responses: own post vs a non-distress post", "",
               "'yes' = the phrase's mechanism predicted at level > 0 (seed 001 Table 3 counts).", "",
-              "| model | phrase | yes % own | yes % non-distress | mean total own | mean total non-distress |",
-              "|---|---|---|---|---|---|"]
+              "| model | phrase | yes % own | yes % non-distress | mean total own | mean total non-distress | "
+              "drop own − non-distress [95 % CI], p |",
+              "|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         b = r["generic_phrases"]
         for key, row in b["phrases"].items():
@@ -126,7 +156,7 @@ def markdown(results: dict[str, dict], meta: dict) -> str:
             yo = pct(row[f"yes_rate_{m}_own"]) if m else "-"
             yn = pct(row[f"yes_rate_{m}_neutral"]) if m else "-"
             lines.append(f"| {name} | {row['phrase']} | {yo} | {yn} | {row['mean_total_own']:.2f} | "
-                         f"{row['mean_total_neutral']:.2f} |")
+                         f"{row['mean_total_neutral']:.2f} | {_test_cell(row['drop_test'])} |")
     return "\n".join(lines) + "\n"
 
 
