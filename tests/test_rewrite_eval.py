@@ -211,3 +211,49 @@ def test_export_dev_split_is_disjoint_from_test(data_dir, tmp_path):
     n_dev, n_test = ev.export_inputs("epitome-dev", dev), ev.export_inputs("epitome-test", test)
     ids = lambda p: {json.loads(line)["id"].split("/")[0] for line in p.read_text().splitlines()}  # noqa: E731
     assert n_dev > 100 and n_test > 100 and not ids(dev) & ids(test)
+
+
+class ContextScorer:
+    """ER when the response shares a word (3+ letters) with the seeker post, EX for a question."""
+
+    def score(self, seekers, responses, batch_size=32, rationales=True, progress=False):
+        def words(t):
+            return {w.strip(".,?!").lower() for w in t.split() if len(w.strip(".,?!")) >= 3}
+
+        out = []
+        for s, r in zip(seekers, responses):
+            levels = {"ER": int(bool(words(s) & words(r))), "IP": 0, "EX": int("?" in r)}
+            out.append(argparse.Namespace(levels=levels, total=sum(levels.values())))
+        return out
+
+
+def test_context_check_separates_a_post_specific_gain_from_one_paid_for_form():
+    seekers = ["My dog died.", "I failed my exam again.", "I feel alone."]
+    originals = ["Get another.", "Study more.", "Ok."]
+    # 1 fits its post (names the dog), 2 adds a question that would score under any post, 3 is unchanged
+    rewrites = ["Sorry about your dog. Get another.", "What now? Study more.", "Ok."]
+    c = ev.context_check(seekers, originals, rewrites, ContextScorer())
+    assert c["n"] == 3
+    assert c["gain_own"] == pytest.approx(2 / 3) and c["gain_unrelated"] == pytest.approx(1 / 3)
+    t = c["post_specific"]
+    assert t["mean_diff"] == pytest.approx(1 / 3) and (t["better"], t["same"], t["worse"]) == (1, 2, 0)
+    # one post for every input: no unrelated post to swap in
+    assert ev.context_check(["Same."] * 2, originals[:2], rewrites[:2], ContextScorer())["n"] == 0
+
+
+def test_eval_context_check_flag_reports_a_context_free_gain(outputs, tmp_path, monkeypatch):
+    monkeypatch.setattr(ev.Models, "empathy", lambda self: FakeScorer())
+    monkeypatch.setattr(ev.Models, "coherence", lambda self: FakeCoherence())
+    out = tmp_path / "eval"
+    args = argparse.Namespace(files=[str(f) for f in outputs], out=str(out), config=None, context_check=True,
+                              overrides=["rewards.reference_lm=tiny-gpt2", "rewrite.retrieval_embedder=tiny-bert"])
+    assert ev.main(args) == 0
+    ident, templ = json.loads((out / "rewrites.json").read_text())["rows"]
+    # the lexicon scorer ignores the post: the template's gain is the same under any post
+    assert templ["context_check"]["gain_own"] == templ["context_check"]["gain_unrelated"] > 0
+    assert templ["context_check"]["post_specific"]["mean_diff"] == 0
+    assert ident["context_check"]["gain_own"] == 0
+    assert "Does the gain depend on the seeker post?" in (out / "rewrites.md").read_text()
+    monkeypatch.setattr(ev.Models, "empathy", lambda self: None)
+    with pytest.raises(FileNotFoundError, match="--context-check needs an empathy classifier"):
+        ev.main(args)

@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--scorer", default=None, metavar="CLASSIFIER",
                    help="re-score every file's empathy with this classifier folder instead of reading the files' "
                         "own scores (a held-out judge: one the rewriter never trained or reranked against)")
+    r.add_argument("--context-check", action="store_true",
+                   help="also score every original and rewrite under an unrelated seeker post: how much of the "
+                        "empathy gain does not depend on the post (doubles the classifier's work)")
     add_config(r)
     st = sub.add_parser("stock", help="stock-sentence baseline: the empathy change one fixed sentence inserted into "
                                       "every response buys (pick it on dev, report it on test)")

@@ -188,7 +188,40 @@ def paired_rows(rows: list[dict], against: int) -> list[dict]:
     return out
 
 
-def evaluate_file(path: Path, models: Models, rescore: bool = False) -> dict:
+def context_check(seekers: list[str], originals: list[str], rewrites: list[str], scorer) -> dict:
+    """Does a rewrite's empathy gain depend on the seeker post it was written for?
+
+    Each original and its rewrite are scored under their own seeker post and under an unrelated one
+    (the fixed derangement of ``partner-eval probe``; inputs whose derangement finds no other post are
+    left out). ``gain_own`` and ``gain_unrelated`` are the mean changes in empathy total under each;
+    ``post_specific`` pairs them input by input (own minus unrelated). A gain the classifier pays just
+    as much under someone else's post is credited for the form of the sentences, not for fitting the post.
+    """
+    from types import SimpleNamespace
+
+    from partner import metrics
+
+    from .probe import derangement
+
+    other = derangement([SimpleNamespace(sp_id=s) for s in seekers])
+    keep = [i for i, j in enumerate(other) if seekers[j] != seekers[i]]
+    if not keep:
+        return {"n": 0, "gain_own": None, "gain_unrelated": None, "ci95_unrelated": None, "post_specific": None}
+    own = [seekers[i] for i in keep]
+    unrelated = [seekers[other[i]] for i in keep]
+    orig = [originals[i] for i in keep]
+    new = [rewrites[i] for i in keep]
+    n = len(keep)
+    totals = [r.total for r in scorer.score(own + unrelated + own + unrelated, orig + orig + new + new,
+                                            rationales=False, progress=True)]
+    gain_own = [a - b for b, a in zip(totals[:n], totals[2 * n:3 * n])]
+    gain_unrelated = [a - b for b, a in zip(totals[n:2 * n], totals[3 * n:])]
+    return {"n": n, "gain_own": metrics.mean(gain_own), "gain_unrelated": metrics.mean(gain_unrelated),
+            "ci95_unrelated": metrics.bootstrap_ci(gain_unrelated),
+            "post_specific": metrics.paired_comparison(gain_own, gain_unrelated)}
+
+
+def evaluate_file(path: Path, models: Models, rescore: bool = False, check_context: bool = False) -> dict:
     from partner import metrics
 
     records, errors = read_rewrites(path)
@@ -235,6 +268,8 @@ def evaluate_file(path: Path, models: Models, rescore: bool = False) -> dict:
                 row["empathy_by_mechanism"][m] = {"mean": metrics.mean(d), "ci95": metrics.bootstrap_ci(d),
                                                   "before": metrics.mean(mech_before[m]),
                                                   "after": metrics.mean(mech_after[m])}
+        if check_context and models.empathy() is not None:
+            row["context_check"] = context_check(seekers, originals, rewrites, models.empathy())
         # per-input changes, for the paired comparison in main(); not written to the report
         row["_items"] = {_item_key(i, r): d for i, (r, d) in enumerate(zip(records, deltas))}
 
@@ -337,6 +372,19 @@ def markdown(rows: list[dict], notes: dict[str, str], paired: list[dict] | None 
         for c in paired:
             out.append(f"| {c['method']} | {c['n']} | {_fmt(c['mean_diff'])} | {_ci(c['ci95'])} | "
                        f"{_fmt(c['p_value'], 4)} | {c['better']} / {c['same']} / {c['worse']} |")
+    checked = [(lab, r["context_check"]) for lab, r in zip(labels, rows) if r.get("context_check", {}).get("n")]
+    if checked:
+        out += ["", ("Does the gain depend on the seeker post? (--context-check) Originals and rewrites re-scored "
+                     "under their own post and under an unrelated one (partner-eval probe's derangement); "
+                     "own − unrelated is paired input by input. A gain as large under someone else's post is paid "
+                     "for the sentences' form, not their fit:"), "",
+                "| method | n | ΔEmpathy, own post | ΔEmpathy, unrelated post [95 % CI] | own − unrelated [95 % CI], p |",
+                "|---|---|---|---|---|"]
+        for lab, c in checked:
+            t = c["post_specific"]
+            out.append(f"| {lab} | {c['n']} | {_fmt(c['gain_own'])} | {_fmt(c['gain_unrelated'])} "
+                       f"{_ci(c['ci95_unrelated'])} | {_fmt(t['mean_diff'])} {_ci(t['ci95'])}, "
+                       f"p {_fmt(t['p_value'], 4)} |")
     out += ["", "Definitions: ΔEmpathy = EPITOME total (ER+IP+EX, 0..6) of the rewrite minus the original's; "
             "PPL = exp(token-weighted mean NLL) of the rewrites under the frozen reference LM, padding masked; "
             "specificity = cosine of normalised mean-pooled MiniLM embeddings of seeker post and response; "
@@ -437,7 +485,11 @@ def main(args) -> int:
                                        "by different classifier versions): every file was re-scored with the "
                                        "current one")
             log.warning(models.notes["empathy"])
-    rows = [evaluate_file(f, models, rescore=bool(clash or judge)) for f in files]
+    check = bool(getattr(args, "context_check", False))
+    if check and models.empathy() is None:
+        raise FileNotFoundError(f"--context-check needs an empathy classifier: "
+                                f"{models.notes.get('empathy classifier', 'none loaded')}")
+    rows = [evaluate_file(f, models, rescore=bool(clash or judge), check_context=check) for f in files]
     paired = paired_rows(rows, _against_index(rows, against)) if len(rows) > 1 else []
     for r in rows:
         r.pop("_items", None)
