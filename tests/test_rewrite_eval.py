@@ -237,6 +237,12 @@ def test_context_check_separates_a_post_specific_gain_from_one_paid_for_form():
     assert c["gain_own"] == pytest.approx(2 / 3) and c["gain_unrelated"] == pytest.approx(1 / 3)
     t = c["post_specific"]
     assert t["mean_diff"] == pytest.approx(1 / 3) and (t["better"], t["same"], t["worse"]) == (1, 2, 0)
+    # own-post totals the caller already has are reused: only the unrelated posts are scored
+    calls = []
+    counting = ContextScorer()
+    counting.score = lambda s, r, **kw: calls.append(len(r)) or ContextScorer.score(counting, s, r, **kw)
+    reused = ev.context_check(seekers, originals, rewrites, counting, ([0, 0, 0], [1, 1, 0]))
+    assert calls == [6] and reused == c
     # one post for every input: no unrelated post to swap in
     assert ev.context_check(["Same."] * 2, originals[:2], rewrites[:2], ContextScorer())["n"] == 0
 

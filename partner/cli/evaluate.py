@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "own scores (a held-out judge: one the rewriter never trained or reranked against)")
     r.add_argument("--context-check", action="store_true",
                    help="also score every original and rewrite under an unrelated seeker post: how much of the "
-                        "empathy gain does not depend on the post (doubles the classifier's work)")
+                        "empathy gain does not depend on the post (two more classifier passes per file; four when the "
+                        "files' own scores are read)")
     add_config(r)
     st = sub.add_parser("stock", help="stock-sentence baseline: the empathy change one fixed sentence inserted into "
                                       "every response buys (pick it on dev, report it on test)")

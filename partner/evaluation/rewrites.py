@@ -188,7 +188,8 @@ def paired_rows(rows: list[dict], against: int) -> list[dict]:
     return out
 
 
-def context_check(seekers: list[str], originals: list[str], rewrites: list[str], scorer) -> dict:
+def context_check(seekers: list[str], originals: list[str], rewrites: list[str], scorer,
+                  own_totals: tuple[list[int], list[int]] | None = None) -> dict:
     """Does a rewrite's empathy gain depend on the seeker post it was written for?
 
     Each original and its rewrite are scored under their own seeker post and under an unrelated one
@@ -196,6 +197,8 @@ def context_check(seekers: list[str], originals: list[str], rewrites: list[str],
     left out). ``gain_own`` and ``gain_unrelated`` are the mean changes in empathy total under each;
     ``post_specific`` pairs them input by input (own minus unrelated). A gain the classifier pays just
     as much under someone else's post is credited for the form of the sentences, not for fitting the post.
+    ``own_totals`` = (before, after) totals that ``scorer`` already gave under the own posts, for every
+    input; they are reused instead of scored again.
     """
     from types import SimpleNamespace
 
@@ -212,10 +215,14 @@ def context_check(seekers: list[str], originals: list[str], rewrites: list[str],
     orig = [originals[i] for i in keep]
     new = [rewrites[i] for i in keep]
     n = len(keep)
-    totals = [r.total for r in scorer.score(own + unrelated + own + unrelated, orig + orig + new + new,
-                                            rationales=False, progress=True)]
-    gain_own = [a - b for b, a in zip(totals[:n], totals[2 * n:3 * n])]
-    gain_unrelated = [a - b for b, a in zip(totals[n:2 * n], totals[3 * n:])]
+    if own_totals is None:
+        totals = [r.total for r in scorer.score(own + own, orig + new, rationales=False, progress=True)]
+        own_before, own_after = totals[:n], totals[n:]
+    else:
+        own_before, own_after = ([t[i] for i in keep] for t in own_totals)
+    totals = [r.total for r in scorer.score(unrelated + unrelated, orig + new, rationales=False, progress=True)]
+    gain_own = [a - b for b, a in zip(own_before, own_after)]
+    gain_unrelated = [a - b for b, a in zip(totals[:n], totals[n:])]
     return {"n": n, "gain_own": metrics.mean(gain_own), "gain_unrelated": metrics.mean(gain_unrelated),
             "ci95_unrelated": metrics.bootstrap_ci(gain_unrelated),
             "post_specific": metrics.paired_comparison(gain_own, gain_unrelated)}
@@ -269,7 +276,9 @@ def evaluate_file(path: Path, models: Models, rescore: bool = False, check_conte
                                                   "before": metrics.mean(mech_before[m]),
                                                   "after": metrics.mean(mech_after[m])}
         if check_context and models.empathy() is not None:
-            row["context_check"] = context_check(seekers, originals, rewrites, models.empathy())
+            scored_here = row["empathy_source"] == "scored by partner-eval"  # same classifier: reuse its totals
+            row["context_check"] = context_check(seekers, originals, rewrites, models.empathy(),
+                                                 (before, after) if scored_here else None)
         # per-input changes, for the paired comparison in main(); not written to the report
         row["_items"] = {_item_key(i, r): d for i, (r, d) in enumerate(zip(records, deltas))}
 
