@@ -167,22 +167,31 @@ def main(argv=None) -> int:
     from classifiers.jsonio import atomic_write_json, atomic_write_text
 
     atomic_write_json(res / "rewards.json", out)
-    lines = [f"# Reward stack: seconds per batch of {args.batch} rollouts ({device})", "",
-             f"Commit {commit}; {platform.platform()}; {os.cpu_count()} CPUs, torch {torch.__version__} "
-             f"({torch.get_num_threads()} threads); 1-min load average {out['machine']['load_avg_1m']} "
+    text = markdown(out, " ".join(argv or sys.argv[1:]))
+    atomic_write_text(res / "rewards.md", text)
+    print(text)
+    return 0
+
+
+def markdown(out: dict, args: str) -> str:
+    """The report of one run (``out`` as written to rewards.json)."""
+    m, results, summed = out["machine"], out["results"], out["sum_of_components"]
+    load = (m.get("load_average") or [m.get("load_avg_1m", "?")])[0]  # older files: load_avg_1m
+    where = m.get("gpu") or f"{m.get('cpu_count', '?')} CPUs"
+    lines = [f"# Reward stack: seconds per batch of {out['batch']} rollouts ({out.get('device', 'cpu')})", "",
+             f"Commit {out['commit']}; {m.get('platform', '?')}; {where}; torch {m.get('torch', '?')} "
+             f"({m.get('torch_threads', m.get('threads', '?'))} threads); 1-min load average {load} "
              "(the machine is shared: compare rows of one run, not runs).", "",
              "`cold`: first batch, nothing cached. `step`: next batch, same states, new candidates "
              "(originals and repeated pairs cached). Median of "
-             f"{args.repeats} fresh instances.", "",
+             f"{out['repeats']} fresh instances.", "",
              "| component | cold (s) | step (s) |", "|---|---|---|"]
     for name, r in results.items():
         lines.append(f"| {name} | {r['cold_s']:.3f} | {r['step_s']:.3f} |")
     lines.append(f"| sum of components | {summed['cold_s']:.3f} | {summed['step_s']:.3f} |")
-    lines += [""] + [f"Note: {n}" for n in notes]
-    lines.append("\nCommand: `python benchmarks/bench_rewards.py " + " ".join(argv or sys.argv[1:]) + "`")
-    atomic_write_text(res / "rewards.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return 0
+    lines += [""] + [f"Note: {n}" for n in out.get("notes", [])]
+    lines.append("\nCommand: `python benchmarks/bench_rewards.py " + args + "`")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
