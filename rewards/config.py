@@ -17,6 +17,9 @@ class RewardConfig:
                         "new sentence the rewrite-time sentence guard would reject; 0 switches it off", 0.0)
     w_novelty: float = _h("weight of the novelty penalty r_n (not in the paper; rewards/novelty.py): minus the share of "
                           "the last novelty_window RL episodes that wrote the same new sentence; 0 switches it off", 0.0)
+    w_context: float = _h("weight of the post-specificity reward r_x (not in the paper; rewards/context.py): the empathy "
+                          "gain under the seeker's own post minus the gain the same edit earns under another post of "
+                          "the batch; 0 switches it off", 0.0)
     novelty_window: int = _h("episodes r_n remembers (this batch included)", 256)
     lambda_mi: float = _h("λ_MI: forward vs reverse log-likelihood in r_m (paper 0.5)", 0.5)
     empathy_weights: list[float] = _h("weights of ER, IP, EX in f_e behind r_e (paper: 1, 1, 1, the plain 0-6 total; "

@@ -1,8 +1,9 @@
 """The PARTNER reward: r = w_e·r_e + w_f·r_f + w_c·r_c + w_m·r_m (+ w_g·r_g), per sample (paper §5.5).
 
-r_g, the guard penalty (``rewards.guard``), and r_n, the novelty penalty (``rewards.novelty``), are ours,
-not the paper's: off unless ``w_guard`` / ``w_novelty`` > 0. r_n remembers recent episodes, so the
-stack has a ``state_dict`` for the RL trainer's checkpoints.
+r_g, the guard penalty (``rewards.guard``), r_n, the novelty penalty (``rewards.novelty``), and r_x, the
+post-specificity reward (``rewards.context``), are ours, not the paper's: off unless ``w_guard`` /
+``w_novelty`` / ``w_context`` > 0. r_n and r_x remember recent episodes, so the stack has a
+``state_dict`` for the RL trainer's checkpoints.
 
 ``RewardStack(cfg)(seekers, originals, rewrites, edits)`` returns a ``RewardOutput`` with the
 weighted total and every enabled component unweighted (plus the parts behind them: f_e before and
@@ -27,7 +28,7 @@ from .edit import check_batch
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("empathy", "fluency", "coherence", "mi", "guard", "novelty")
+COMPONENTS = ("empathy", "fluency", "coherence", "mi", "guard", "novelty", "context")
 
 
 @dataclass
@@ -81,7 +82,8 @@ class RewardStack:
 
         self.cfg = cfg = cfg or RewardConfig()
         self.weights = {"empathy": cfg.w_empathy, "fluency": cfg.w_fluency, "coherence": cfg.w_coherence,
-                        "mi": cfg.w_mi, "guard": cfg.w_guard, "novelty": cfg.w_novelty}
+                        "mi": cfg.w_mi, "guard": cfg.w_guard, "novelty": cfg.w_novelty,
+                        "context": cfg.w_context}
         self.lms: dict = dict(lms or {})
 
         def lm(name: str):
@@ -90,12 +92,15 @@ class RewardStack:
             return self.lms[name]
 
         self.components: dict = {}
-        if cfg.w_empathy:
+        empathy = None
+        if cfg.w_empathy or cfg.w_context:
             from .empathy import EmpathyReward
 
             path = _pick(cfg.empathy_model, run_dir, "classifier", "")
-            self.components["empathy"] = EmpathyReward(empathy_scorer, cfg.empathy_mode, cfg.batch_size, path, device,
-                                                     weights=cfg.empathy_weights)
+            empathy = EmpathyReward(empathy_scorer, cfg.empathy_mode, cfg.batch_size, path, device,
+                                    weights=cfg.empathy_weights)
+        if cfg.w_empathy:
+            self.components["empathy"] = empathy
         if cfg.w_fluency:
             from .fluency import FluencyReward
 
@@ -127,6 +132,10 @@ class RewardStack:
             from .novelty import NoveltyPenalty
 
             self.components["novelty"] = NoveltyPenalty(cfg.novelty_window)
+        if cfg.w_context:
+            from .context import ContextReward
+
+            self.components["context"] = ContextReward(empathy)  # shares r_e's scorer and cache
 
     @classmethod
     def from_config(cls, cfg, device: str | None = None, **kwargs) -> "RewardStack":
@@ -155,6 +164,10 @@ class RewardStack:
                 lam = fn.lambda_mi
                 comps[name] = [lam * f + (1 - lam) * r for f, r in zip(fwd, rev)]
                 details["mi_forward"], details["mi_reverse"] = fwd, rev
+            elif name == "context":
+                own, other = fn.parts(seekers, originals, rewrites)
+                comps[name] = [a - b for a, b in zip(own, other)]
+                details["context_unrelated"] = other
             else:
                 comps[name] = fn(seekers, originals, rewrites, edits)
         total = [sum(self.weights[k] * comps[k][i] for k in comps) for i in range(n)]
