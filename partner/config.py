@@ -71,6 +71,9 @@ class RLConfig:
     kl_coef: float = _h("KL penalty to the warm-start policy (0 = off, as the paper)", 0.05)
     grad_clip: float = _h("gradient norm clip", 1.0)
     save_every: int = _h("checkpoint every N steps", 25)
+    max_minutes: float = _h("stop at the first step that ends this many minutes into the run (this invocation), with "
+                            "a checkpoint; the stage then writes the policy at the step reached, and a re-run "
+                            "continues towards rl.steps (for a leased GPU; 0 = no limit)", 0.0)
     log_every: int = _h("log every N steps", 1)
     seed: int = _h("seed", 42)
 

@@ -349,17 +349,34 @@ class RLTrainer:
             w.add_text("samples", text.replace("\n", "  \n"), s)
             log.info("sample: %s -> %s", ep.original[:120], ep.text[:200])
 
+    def _out_of_time(self, start: float) -> bool:
+        """rl.max_minutes passed? Decided by the main process and shared, so all processes stop at one step."""
+        limit = getattr(self.cfg, "max_minutes", 0) or 0
+        if limit <= 0:
+            return False
+        late = (time.monotonic() - start) / 60 >= limit
+        if self.acc.num_processes > 1:
+            flag = torch.tensor([1.0 if late and self.acc.is_main_process else 0.0], device=self.acc.device)
+            late = bool(self.acc.reduce(flag, reduction="sum").item() > 0)
+        return late
+
     def train(self, steps: int) -> list[dict]:
         self.resume()
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, initial=self.step, desc="rl", unit=" step", disable=not self.acc.is_main_process)
+        start = time.monotonic()
         while self.step < steps:
             entry = self.train_step()
             bar.update(1)
             bar.set_postfix(reward=f"{entry.reward:+.3f}")
-            if self.step % self.cfg.save_every == 0 or self.step == steps:
+            out_of_time = self._out_of_time(start)
+            if self.step % self.cfg.save_every == 0 or self.step == steps or out_of_time:
                 self.save()
+            if out_of_time:
+                log.info("rl: stopping at step %d of %d: rl.max_minutes=%g reached (a re-run continues)",
+                         self.step, steps, self.cfg.max_minutes)
+                break
         bar.close()
         if self.writer is not None:
             self.writer.flush()

@@ -164,3 +164,26 @@ def test_the_reward_state_is_checkpointed_and_restored(tmp_path):
     assert len(t1.reward_fn.pen.memory) == 4
     t2 = RLTrainer(tiny_policy(), Novel(), PROMPTS, cfg, tmp_path)
     assert t2.resume() and t2.reward_fn.pen.memory == t1.reward_fn.pen.memory
+
+
+def test_max_minutes_stops_at_a_checkpoint_and_a_rerun_continues(tmp_path, data_dir):
+    """rl.max_minutes (a leased GPU): the run stops after the step that passes the limit, saved, with the
+    policy written at that step; the same command again goes on towards rl.steps."""
+    from partner.config import load_config, DEFAULT_CONFIG
+    from partner.stages import rl as stage
+
+    cfg = load_config(DEFAULT_CONFIG, [f"run_dir={tmp_path}", "policy.backbone=tiny-gpt2", "policy.max_edits=1",
+                                       "policy.max_sentence_tokens=4", "rl.steps=3", "rl.batch_size=2",
+                                       "rl.samples_per_state=2", "rl.kl_coef=0.0", "rl.save_every=10",
+                                       "rl.max_minutes=1e-9", f"data_dir={data_dir}"])
+    tiny_policy().save_pretrained(tmp_path / "warmstart" / "policy")
+    (tmp_path / "warmstart" / ".complete").write_text("ok\n")
+    out = stage.run(cfg, reward_fn=stop_reward)
+    assert json.loads((out / ".complete").read_text())["steps"] == 1  # one step, then out of time
+    assert (out / "checkpoints" / "step-1" / ".complete").exists()   # saved although save_every is 10
+    assert (out / "policy" / "policy_config.json").exists()
+    stage.run(cfg, reward_fn=stop_reward)
+    assert json.loads((out / ".complete").read_text())["steps"] == 2
+    cfg.rl.max_minutes = 0.0
+    stage.run(cfg, reward_fn=stop_reward)
+    assert [h["step"] for h in json.loads((out / "history.json").read_text())] == [1, 2, 3]
