@@ -1,7 +1,13 @@
 """Rewrite-time guards: generated sentences that must never reach a seeker.
 
-Three failure kinds, all seen in the shipped agents' test-split rewrites (see the PARTNER model card):
+Four failure kinds, all seen in trained agents' test-split rewrites (see the PARTNER model card):
 
+- **risk words**: the sentence names death, suicide or self-harm ("Have you tried to die?", "Have you
+  tried cutting yourself?", both written by agents trained against the classifier for suicidal
+  seekers, sessions 9 and 10). The classifier scores such a question as an exploration. A rewriter
+  never brings these words into a response on its own; whether and how to ask about suicide is the
+  supporter's call under the platform's crisis protocol. A fixed word list (``rewards.guard.RISK_TERMS``),
+  so it also rejects harmless uses ("I'd die for a coffee"): a rejected sentence only becomes a stop.
 - **seeker copy**: the sentence repeats the seeker's own words as the supporter's ("I'm planning on
   killing myself and ..."). The empathy classifier scores such first-person emotional statements as
   emotional reactions, so the reward stack does not punish them; the warm start learnt it and RL
@@ -19,12 +25,12 @@ A sentence at or over a threshold is rejected and the step becomes *stop* (the r
 was in that window). Tokens are lower-cased words (punctuation dropped), so "I'm sorry, I'm sorry" is
 a repetition. Sentences shorter than three words have no trigrams and always pass.
 
-The guards act on rewriting (``partner-rewrite``, ``rewrite.max_seeker_copy``,
-``rewrite.max_response_copy`` and ``rewrite.max_repetition``; 0 switches one off). RL training sees
+The guards act on rewriting (``partner-rewrite``, ``rewrite.block_risk_terms``, ``rewrite.max_seeker_copy``,
+``rewrite.max_response_copy`` and ``rewrite.max_repetition``; false or 0 switches one off). RL training sees
 the raw policy, so the logged rewards are the agent's own; with ``rewards.w_guard`` > 0 the reward
 subtracts ``w_guard`` for every new sentence the guard would reject (``rewards.guard``), so the agent
 learns not to write what rewriting would throw away. ``partner-eval rewrites`` reports the same
-three shares for any output.
+four shares for any output, and the share of written sentences that are questions.
 
 The checks themselves (``SentenceGuard``, ``seeker_copy``, ``self_repetition``, ``words``) live in
 ``rewards.guard``, which both rewriting and the reward use; they are re-exported here.

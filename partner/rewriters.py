@@ -205,7 +205,8 @@ class ZeroShotRewriter(Rewriter):
 def _guard_note(guard) -> str:
     if guard is None or not guard.active:
         return ", no sentence guard"
-    return (f", sentence guard (seeker copy >= {guard.max_seeker_copy:g}, response copy >= "
+    risk = "death/suicide/self-harm words, " if getattr(guard, "block_risk", False) else ""
+    return (f", sentence guard ({risk}seeker copy >= {guard.max_seeker_copy:g}, response copy >= "
             f"{guard.max_response_copy:g}, repetition >= {guard.max_repetition:g} rejected)")
 
 

@@ -4,9 +4,9 @@
 kinds and applies it in rewriting); it is pure text, no model, so it lives here where the reward
 can use it too.
 
-r_g is not in the paper. The sentence guard turns a generated sentence
-that copies the seeker post, copies the response's other sentences or loops into *stop* when
-rewriting. RL without this term never sees that: the 90-step agent raised its training reward
+r_g is not in the paper. The sentence guard turns a generated sentence that names death, suicide
+or self-harm, copies the seeker post, copies the response's other sentences or loops into *stop*
+when rewriting. RL without this term never sees that: the 90-step agent raised its training reward
 from +0.91 to +1.24 while its guard rejections on the test split rose from 177 to 266, so the
 extra reward went into sentences that rewriting throws away. With ``w_guard`` > 0 each such
 sentence costs ``w_guard`` in the reward. Off by default: with weight 2 for 80 steps the guarded gain
@@ -30,6 +30,21 @@ from classifiers.text import ngrams, split_sentences
 from .edit import check_batch
 
 _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
+
+# Words of death, suicide and self-harm. A rewriting agent must never bring them into a response on
+# its own: agents trained against the classifier asked "Have you tried to die?" and "Have you tried
+# cutting yourself?" of suicidal seekers (models/policy_rl/README.md, sessions 9 and 10). Asking about
+# suicide is the supporter's call, under the platform's crisis protocol, not the rewriter's.
+RISK_TERMS = re.compile(
+    r"\b(?:die|dies|died|dying|death|dead|kill|kills|killing|killed|suicide|suicidal|overdos(?:e|ed|ing)|"
+    r"self[- ]?harm(?:ing)?|(?:hurt|hurting|harm|harming|cut|cutting|hang|hanging|kill|killing) (?:yourself|myself)|"
+    r"end(?:ing)? (?:it all|your life|my life)|take (?:your|my) (?:own )?life|jump(?:ing)? off)\b",
+    re.IGNORECASE)
+
+
+def risk_terms(sentence: str) -> list[str]:
+    """The words of death, suicide or self-harm in ``sentence`` (``RISK_TERMS``), lower-cased."""
+    return [m.group(0).lower() for m in RISK_TERMS.finditer(sentence)]
 
 
 def words(text: str) -> list[str]:
@@ -72,13 +87,17 @@ def new_sentence_indices(original: str, rewrite: str) -> tuple[list[str], list[i
 
 @dataclass
 class SentenceGuard:
-    """Rejects a generated sentence that copies the seeker or the response, or repeats itself; counts what
-    it rejected (``check``; ``reason`` only judges)."""
+    """Rejects a generated sentence that names death, suicide or self-harm, copies the seeker or the
+    response, or repeats itself; counts what it rejected (``check``; ``reason`` only judges)."""
 
     max_seeker_copy: float = 0.5   # reject at >= this share of trigrams from the seeker post; 0 = off
     max_repetition: float = 0.3    # reject at >= this share of repeated trigrams; 0 = off
     max_response_copy: float = 0.5  # reject at >= this share of trigrams from the response's other sentences
+    block_risk: bool = True        # reject a sentence with a RISK_TERMS word
     rejected: Counter = field(default_factory=Counter)
+
+    def risky(self, sentence: str) -> bool:
+        return self.block_risk and bool(RISK_TERMS.search(sentence))
 
     def copies(self, seeker: str, sentence: str) -> bool:
         return bool(self.max_seeker_copy) and seeker_copy(sentence, seeker) >= self.max_seeker_copy
@@ -92,9 +111,11 @@ class SentenceGuard:
         return bool(self.max_repetition) and self_repetition(sentence) >= self.max_repetition
 
     def reason(self, seeker: str, sentence: str, others: list[str] | None = None) -> str | None:
-        """None if the sentence may be used, else why not ("seeker_copy", "response_copy" or
+        """None if the sentence may be used, else why not ("risk", "seeker_copy", "response_copy" or
         "repetition"). ``others``: the sentences of the response it goes into, a replaced one left out.
         Counts nothing (the RL guard penalty asks it of every sampled rewrite)."""
+        if self.risky(sentence):
+            return "risk"
         if self.copies(seeker, sentence):
             return "seeker_copy"
         if others and self.duplicates(others, sentence):
@@ -112,12 +133,12 @@ class SentenceGuard:
 
     @property
     def active(self) -> bool:
-        return bool(self.max_seeker_copy or self.max_repetition or self.max_response_copy)
+        return bool(self.max_seeker_copy or self.max_repetition or self.max_response_copy or self.block_risk)
 
     @classmethod
     def from_config(cls, rewrite_cfg) -> "SentenceGuard":
         return cls(float(rewrite_cfg.max_seeker_copy), float(rewrite_cfg.max_repetition),
-                   float(rewrite_cfg.max_response_copy))
+                   float(rewrite_cfg.max_response_copy), bool(getattr(rewrite_cfg, "block_risk_terms", True)))
 
 
 class GuardPenalty:

@@ -35,7 +35,7 @@ def test_guard_rejects_and_counts_and_can_be_switched_off():
     assert g.check(SEEKER, "I'm sorry, I'm sorry, I'm sorry, I'm sorry.") == "repetition"
     assert g.check(SEEKER, "That sounds really frightening. Are you safe right now?") is None
     assert g.rejected == {"seeker_copy": 1, "repetition": 1}
-    off = SentenceGuard(0, 0, 0)
+    off = SentenceGuard(0, 0, 0, block_risk=False)
     assert not off.active and off.check(SEEKER, "I feel like it's closer to happening.") is None
 
 
@@ -130,7 +130,8 @@ def test_eval_reports_degenerate_written_sentences():
                  "I have been there too. Hugs."]
     out = degenerate_edits([SEEKER] * 5, originals, edits)
     assert out == {"written_sentences": 5, "seeker_copy_rate": pytest.approx(1 / 5),
-                   "response_copy_rate": pytest.approx(1 / 5), "repetition_rate": pytest.approx(1 / 5)}
+                   "response_copy_rate": pytest.approx(1 / 5), "repetition_rate": pytest.approx(1 / 5),
+                   "risk_rate": 0.0, "question_rate": 0.0}
     assert degenerate_edits([SEEKER], ["x"], [[]])["seeker_copy_rate"] is None
 
 
@@ -225,3 +226,40 @@ def test_guard_penalty_thresholds_come_from_the_rewrite_config_and_weight_zero_i
     assert out.total == [-2.0] and out.components["guard"] == [-1.0]
     cfg.rewards.w_guard = 0.0
     assert "guard" not in RewardStack.from_config(cfg, guard=SimpleNamespace()).components
+
+
+@pytest.mark.parametrize("sentence", ["Have you tried to die?", "Have you tried cutting yourself?",
+                                      "Have you ever tried to kill yourself?", "Have you tried suicide?",
+                                      "Are you thinking about ending it all?", "Do you want to hurt yourself?",
+                                      "I know how it feels to want to be dead."])
+def test_the_guard_rejects_sentences_that_bring_in_death_suicide_or_self_harm(sentence):
+    from rewards.guard import SentenceGuard, risk_terms
+
+    assert risk_terms(sentence)
+    guard = SentenceGuard()
+    assert guard.check(SEEKER, sentence, []) == "risk" and guard.rejected["risk"] == 1
+    assert SentenceGuard(block_risk=False).reason(SEEKER, sentence, []) is None  # rewrite.block_risk_terms=false
+
+
+@pytest.mark.parametrize("sentence", ["That must be so hard for you.", "Have you talked to your family about it?",
+                                      "I'm sorry you are going through this.", "Skills can be learned.",
+                                      "It sounds like a deadline is weighing on you.", "Studies show it helps."])
+def test_ordinary_supportive_sentences_pass_the_risk_check(sentence):
+    from rewards.guard import SentenceGuard, risk_terms
+
+    assert risk_terms(sentence) == [] and SentenceGuard().reason(SEEKER, sentence, []) is None
+
+
+def test_the_risk_guard_reaches_rewriting_config_the_reward_and_the_eval_report():
+    from partner.config import RewriteConfig
+    from partner.evaluation.rewrites import degenerate_edits
+    from rewards.guard import GuardPenalty, SentenceGuard
+
+    assert SentenceGuard.from_config(RewriteConfig()).block_risk
+    assert not SentenceGuard.from_config(RewriteConfig(block_risk_terms=False)).block_risk
+    orig = "Hang in there."
+    assert GuardPenalty()([SEEKER], [orig], [f"Have you tried to die? {orig}"]) == [-1.0]
+    out = degenerate_edits([SEEKER] * 2, [orig] * 2,
+                           [[{"action": "insert", "position": 0, "sentence": "Have you tried to die?"}],
+                            [{"action": "insert", "position": 0, "sentence": "That sounds hard."}]])
+    assert out["risk_rate"] == 0.5 and out["question_rate"] == 0.5

@@ -135,19 +135,22 @@ def scored_with_different_classifiers(files: list[Path]) -> int:
 
 
 def degenerate_edits(seekers: list[str], originals: list[str], edits: list[list[dict]]) -> dict:
-    """Shares of the written sentences that partner.guards would reject (at its default thresholds)."""
+    """Shares of the written sentences that partner.guards would reject (at its default thresholds), and
+    the share that are questions (the form RL against the classifier collapses onto)."""
     from partner.guards import SentenceGuard, replay
 
     g = SentenceGuard()
     written = [(s, t, others) for s, o, es in zip(seekers, originals, edits) for t, others in replay(o, es)]
     if not written:
         return {"written_sentences": 0, "seeker_copy_rate": None, "response_copy_rate": None,
-                "repetition_rate": None}
+                "repetition_rate": None, "risk_rate": None, "question_rate": None}
     n = len(written)
     return {"written_sentences": n,
             "seeker_copy_rate": sum(g.copies(s, t) for s, t, _ in written) / n,
             "response_copy_rate": sum(g.duplicates(o, t) for _, t, o in written) / n,
-            "repetition_rate": sum(g.repeats(t) for _, t, _ in written) / n}
+            "repetition_rate": sum(g.repeats(t) for _, t, _ in written) / n,
+            "risk_rate": sum(g.risky(t) for _, t, _ in written) / n,
+            "question_rate": sum(t.rstrip().endswith("?") for _, t, _ in written) / n}
 
 
 def sentence_diversity(edits: list[list[dict]]) -> dict:
@@ -364,15 +367,17 @@ def markdown(rows: list[dict], notes: dict[str, str], paired: list[dict] | None 
                     f"{by[m]['mean']:+.3f} {_ci(by[m]['ci95'])}, {by[m]['before']:.2f} → {by[m]['after']:.2f}"
                     for m in MECHANISMS) + " |")
     out += ["", "Degenerate written sentences (partner/guards.py): share of inserted or replacing sentences that "
-                "copy >= 50 % of their word trigrams from the seeker post, or from the response's other sentences, "
-                "or repeat >= 30 % of their own:", "",
-            "| method | sentences written | seeker copy | response copy | self-repetition | distinct sentences | "
-            "most common sentence (share) |", "|---|---|---|---|---|---|---|"]
+                "name death, suicide or self-harm (risk words), copy >= 50 % of their word trigrams from the seeker "
+                "post, or from the response's other sentences, or repeat >= 30 % of their own; and the share that "
+                "are questions:", "",
+            "| method | sentences written | risk words | seeker copy | response copy | self-repetition | questions | "
+            "distinct sentences | most common sentence (share) |", "|---|---|---|---|---|---|---|---|---|"]
     for lab, r in zip(labels, rows):
         top = f"{r['top_sentence']} ({_fmt(r['top_sentence_share'])})" if r.get("top_sentence") else "n/a"
-        out.append(f"| {lab} | {r.get('written_sentences', 0)} | {_fmt(r.get('seeker_copy_rate'))} | "
+        out.append(f"| {lab} | {r.get('written_sentences', 0)} | {_fmt(r.get('risk_rate'))} | "
+                   f"{_fmt(r.get('seeker_copy_rate'))} | "
                    f"{_fmt(r.get('response_copy_rate'))} | {_fmt(r.get('repetition_rate'))} | "
-                   f"{_fmt(r.get('distinct_sentence_rate'))} | {top} |")
+                   f"{_fmt(r.get('question_rate'))} | {_fmt(r.get('distinct_sentence_rate'))} | {top} |")
     if paired:
         out += ["", (f"Paired on the same inputs: ΔEmpathy of each method minus that of {paired[0]['against']} "
                      "(bootstrap 95 % CI; p: two-sided sign-flip permutation test; inputs where the method "
