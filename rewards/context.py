@@ -15,6 +15,10 @@ earns 0; one that raises it only under its own post (it answers what the seeker 
 whole gain. With the paper's r_e beside it (``w_empathy``), the total pays a post-specific gain
 ``1 + w_context`` times and a generic one once. The classifier must see context for this to work:
 the shipped one does (the probe in models/epitome/README.md), a response-only one gives r_x = 0.
+Measured in session 10 (models/policy_rl/README.md, four runs on an H100): at weights 1 and 2, r_x
+stayed near 0 and never rose, and the agents collapsed onto generic questions as the control did.
+The shipped classifier's context sensitivity is too weak to steer a policy by, so r_x is off by
+default; it is here for a classifier that holds added sentences to the post.
 
 S' comes from the same batch: the distinct seeker posts of the batch, in order of first appearance,
 each take the next one's (the last takes the first's). All samples of one state share the same S',
