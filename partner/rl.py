@@ -351,10 +351,9 @@ class RLTrainer:
 
     def _out_of_time(self, start: float) -> bool:
         """rl.max_minutes passed? Decided by the main process and shared, so all processes stop at one step."""
-        limit = getattr(self.cfg, "max_minutes", 0) or 0
-        if limit <= 0:
+        if self.cfg.max_minutes <= 0:
             return False
-        late = (time.monotonic() - start) / 60 >= limit
+        late = (time.monotonic() - start) / 60 >= self.cfg.max_minutes
         if self.acc.num_processes > 1:
             flag = torch.tensor([1.0 if late and self.acc.is_main_process else 0.0], device=self.acc.device)
             late = bool(self.acc.reduce(flag, reduction="sum").item() > 0)

@@ -57,19 +57,15 @@ class ContextReward:
         """(gain under the own post, gain under the unrelated post) per sample; a sample with no unrelated
         post gets its own gain for both (so r_x = 0)."""
         check_batch(seekers, originals, rewrites)
+        before, after = self.empathy.parts(seekers, originals, rewrites)  # r_e's totals: cached when r_e is on
+        own = [a - b for b, a in zip(before, after)]
         others = unrelated_posts(list(seekers), self.recent)
-        n = len(seekers)
-        idx = [i for i in range(n) if others[i] is not None]
-        own_s = list(seekers) + list(seekers)
-        texts = list(originals) + list(rewrites)
-        other_s = [others[i] for i in idx] * 2
-        other_t = [originals[i] for i in idx] + [rewrites[i] for i in idx]
-        totals = self.empathy.totals(own_s + other_s, texts + other_t)
-        own = [totals[n + i] - totals[i] for i in range(n)]
+        idx = [i for i, o in enumerate(others) if o is not None]
+        other_before, other_after = self.empathy.parts([others[i] for i in idx], [originals[i] for i in idx],
+                                                       [rewrites[i] for i in idx])
         unrelated = list(own)
-        base, m = 2 * n, len(idx)
         for k, i in enumerate(idx):
-            unrelated[i] = totals[base + m + k] - totals[base + k]
+            unrelated[i] = other_after[k] - other_before[k]
         self.recent = list(dict.fromkeys(list(reversed(seekers)) + self.recent))[:2]
         return own, unrelated
 

@@ -37,7 +37,7 @@ _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 # suicide is the supporter's call, under the platform's crisis protocol, not the rewriter's.
 RISK_TERMS = re.compile(
     r"\b(?:die|dies|died|dying|death|dead|kill|kills|killing|killed|suicide|suicidal|overdos(?:e|ed|ing)|"
-    r"self[- ]?harm(?:ing)?|(?:hurt|hurting|harm|harming|cut|cutting|hang|hanging|kill|killing) (?:yourself|myself)|"
+    r"self[- ]?harm(?:ing)?|(?:hurt|hurting|harm|harming|cut|cutting|hang|hanging) (?:yourself|myself)|"
     r"end(?:ing)? (?:it all|your life|my life)|take (?:your|my) (?:own )?life|jump(?:ing)? off)\b",
     re.IGNORECASE)
 
