@@ -50,6 +50,9 @@ class EpitomeConfig:
     dropout: float = _h("dropout in the heads", 0.1)
     seed: int = _h("training seed", 42)
     split_seed: int = _h("seed of the grouped train/dev/test split", 13)
+    folds: int = _h("k-fold cross-validation of the classifier: k folds by the same hash, fold `fold` is test, "
+                    "the one before it dev (0 = the fixed 80:10:10 split; fold 9 of 10 is that split)", 0)
+    fold: int = _h("the test fold when folds > 0 (0..folds-1)", 0)
 
 
 @dataclass

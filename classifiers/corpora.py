@@ -175,9 +175,20 @@ def load_epitome(data_dir: str | os.PathLike | None = None) -> tuple[list[Epitom
     return pairs, report
 
 
-def split_of(group: str, seed: int = 13, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> str:
-    """'train' / 'dev' / 'test' for a group id, from a hash: stable across runs, machines and order."""
+def split_of(group: str, seed: int = 13, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+             folds: int = 0, fold: int = 0) -> str:
+    """'train' / 'dev' / 'test' for a group id, from a hash: stable across runs, machines and order.
+
+    With ``folds`` = k > 0 (k-fold cross-validation) the hash cuts [0, 1) into k equal folds instead:
+    fold ``fold`` is test, the fold before it (cyclically) is dev, the rest is train, and
+    ``fractions`` is ignored. Ten folds keep the fixed split's 80:10:10, and fold 9 of 10 is the
+    fixed split itself.
+    """
     h = int(hashlib.sha256(f"{seed}:{group}".encode()).hexdigest()[:12], 16) / float(16 ** 12)
+    if folds:
+        check_fold(folds, fold)
+        b = min(int(h * folds), folds - 1)
+        return "test" if b == fold else "dev" if b == (fold - 1) % folds else "train"
     if h < fractions[0]:
         return "train"
     if h < fractions[0] + fractions[1]:
@@ -185,17 +196,25 @@ def split_of(group: str, seed: int = 13, fractions: tuple[float, float, float] =
     return "test"
 
 
-def grouped_split(items, group_key, seed: int = 13, fractions=(0.8, 0.1, 0.1)) -> dict[str, list]:
+def check_fold(folds: int, fold: int) -> None:
+    if folds < 3:
+        raise ValueError(f"cross-validation needs at least 3 folds (test, dev, train), got folds={folds}")
+    if not 0 <= fold < folds:
+        raise ValueError(f"fold must be in 0..{folds - 1}, got fold={fold}")
+
+
+def grouped_split(items, group_key, seed: int = 13, fractions=(0.8, 0.1, 0.1), folds: int = 0,
+                  fold: int = 0) -> dict[str, list]:
     """Split items so that every group (e.g. a seeker post) lands in exactly one split."""
     out: dict[str, list] = {"train": [], "dev": [], "test": []}
     for item in items:
-        out[split_of(str(group_key(item)), seed, fractions)].append(item)
+        out[split_of(str(group_key(item)), seed, fractions, folds, fold)].append(item)
     return out
 
 
-def epitome_splits(data_dir=None, seed: int = 13) -> dict[str, list[EpitomePair]]:
+def epitome_splits(data_dir=None, seed: int = 13, folds: int = 0, fold: int = 0) -> dict[str, list[EpitomePair]]:
     pairs, _ = load_epitome(data_dir)
-    return grouped_split(pairs, lambda p: p.sp_id, seed)
+    return grouped_split(pairs, lambda p: p.sp_id, seed, folds=folds, fold=fold)
 
 
 @dataclass

@@ -41,7 +41,7 @@ def seed_everything(seed: int) -> None:
 
 def splits(cfg: EpitomeConfig, data_dir=None) -> dict[str, list[EpitomePair]]:
     pairs, _ = load_epitome(data_dir)
-    return grouped_split(pairs, lambda p: p.sp_id, seed=cfg.split_seed)
+    return grouped_split(pairs, lambda p: p.sp_id, seed=cfg.split_seed, folds=cfg.folds, fold=cfg.fold)
 
 
 def class_weights(pairs: list[EpitomePair], mechanisms, how: str) -> torch.Tensor:

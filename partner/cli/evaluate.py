@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
                                           "with baselines")
     c.add_argument("--model", default=None, help="classifier folder (default: the shipped model)")
     c.add_argument("--out", default=None, help="folder for the JSON and markdown reports")
+    c.add_argument("--cv", action="store_true",
+                   help="k-fold cross-validation: --model lists one model per fold (trained with classifier.folds=k, "
+                        "classifier.fold=i), each scored on its own test fold, predictions pooled over folds")
     add_config(c)
     pr = sub.add_parser("probe", help="context probe: does the classifier use the seeker post?")
     pr.add_argument("--model", default=None, help="classifier folder (default: the shipped model)")

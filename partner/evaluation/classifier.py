@@ -1,6 +1,7 @@
 """partner-eval classifier: the EPITOME classifier on the grouped test split, with baselines.
 
-``--model`` takes one folder or several, comma-separated. Models whose configs differ only in
+``--model`` takes one folder or several, comma-separated. With ``--cv`` they are the folds of one
+k-fold cross-validation instead (``classifier_cv``). Models whose configs differ only in
 the training seed form one row, reported as mean ± sd over their seeds; a model trained with
 ``context: none`` is the response-only baseline. The majority class and tf-idf + logistic
 regression baselines are fitted on the training split on the fly.
@@ -51,28 +52,40 @@ def test_split(cfg):
     return epitome_splits(cfg.data_path(), seed=cfg.classifier.split_seed)
 
 
-def evaluate_model(scorer, test) -> dict:
-    """Per-mechanism level and rationale metrics of one trained model."""
-    from classifiers.epitome_metrics import level_metrics, rationale_metrics
-
+def predict_model(scorer, test) -> dict:
+    """Per mechanism, the gold and predicted levels and rationale masks of one model on ``test``."""
     raw = scorer.predict([p.seeker_post for p in test], [p.response_post for p in test], batch_size=64,
                          spans=[p.rationales for p in test], progress=True)
     out = {}
     for j, m in enumerate(scorer.model.mechanisms):
-        gold = [p.levels[m] for p in test]
-        pred = raw["probs"][:, j].argmax(-1).tolist()
-        res = level_metrics(gold, pred)
         gmask, pmask = [], []
         for i in range(len(test)):
             labels = raw["token_labels"][i][j]
             keep = labels >= 0
             gmask.append(labels[keep].tolist())
             pmask.append((raw["token_probs"][i][j][keep] > scorer.threshold).long().tolist())
-        res.update(rationale_metrics(gmask, pmask, gold, pred, "empty"))
-        rel = rationale_metrics(gmask, pmask, gold, pred, "released")
+        out[m] = {"gold": [p.levels[m] for p in test], "pred": raw["probs"][:, j].argmax(-1).tolist(),
+                  "gmask": gmask, "pmask": pmask}
+    return out
+
+
+def metrics_of(preds: dict) -> dict:
+    """Level and rationale metrics from ``predict_model``'s output (or several folds' of it, joined)."""
+    from classifiers.epitome_metrics import level_metrics, rationale_metrics
+
+    out = {}
+    for m, p in preds.items():
+        res = level_metrics(p["gold"], p["pred"])
+        res.update(rationale_metrics(p["gmask"], p["pmask"], p["gold"], p["pred"], "empty"))
+        rel = rationale_metrics(p["gmask"], p["pmask"], p["gold"], p["pred"], "released")
         res.update(t_f1_released=rel["t_f1"], iou_f1_released=rel["iou_f1"])
         out[m] = res
     return out
+
+
+def evaluate_model(scorer, test) -> dict:
+    """Per-mechanism level and rationale metrics of one trained model."""
+    return metrics_of(predict_model(scorer, test))
 
 
 def baseline_rows(train, test) -> dict[str, dict]:
@@ -167,6 +180,10 @@ def main(args) -> int:
     from classifiers.jsonio import atomic_write_json, atomic_write_text
     from classifiers.scorer import EmpathyScorer
 
+    if getattr(args, "cv", False):
+        from .classifier_cv import main as cv_main
+
+        return cv_main(args)
     cfg = load_config(args)
     splits = test_split(cfg)
     test = splits["test"]

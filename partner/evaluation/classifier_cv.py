@@ -1,0 +1,187 @@
+"""partner-eval classifier --cv: k-fold cross-validation of one classifier recipe.
+
+The fixed test split holds 255 pairs, and some classes are tiny there (11 pairs of IP level 1,
+10 of EX level 1), so one split's macro-F1 moves by several points with a handful of pairs. Here
+every model of ``--model`` was trained with ``classifier.folds=k, classifier.fold=i`` (the same
+recipe otherwise) and is scored on its own test fold; the folds' predictions are joined, so every
+EPITOME pair is a test pair once. A model trained on the fixed split (``folds: 0``) counts as fold 9
+of 10, which is that split. The majority-class and tf-idf baselines are refitted on each fold's
+training part and joined the same way.
+
+Reported per mechanism: the pooled metrics (every fold's test predictions together), the mean ± sd
+of the per-fold metrics, the pooled F1 of each level with its number of gold pairs, and each fold's
+macro-F1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+from classifiers.provenance import git_commit
+
+from .classifier import (
+    MECHANISMS,
+    PAPER,
+    _cell,
+    aggregate,
+    group_label,
+    load_config,
+    metrics_of,
+    model_dirs,
+    predict_model,
+)
+
+log = logging.getLogger(__name__)
+
+FIXED_SPLIT_FOLD = (10, 9)  # corpora.split_of: fold 9 of 10 is the fixed 80:10:10 split
+
+
+def fold_of(mcfg) -> tuple[int, int]:
+    """(folds, fold) a model was trained on; the fixed split is fold 9 of 10."""
+    return (mcfg.folds, mcfg.fold) if mcfg.folds else FIXED_SPLIT_FOLD
+
+
+def join(parts: list[dict]) -> dict:
+    """Concatenate per-fold prediction dicts ({mech: {key: list}}) into one."""
+    out: dict = {}
+    for part in parts:
+        for m, p in part.items():
+            dst = out.setdefault(m, {k: [] for k in p})
+            for k, v in p.items():
+                dst[k].extend(v)
+    return out
+
+
+def level_f1(preds: dict) -> dict:
+    """Per mechanism, the F1 of each level (%) and its gold count."""
+    from sklearn.metrics import f1_score
+
+    out = {}
+    for m, p in preds.items():
+        f1 = f1_score(p["gold"], p["pred"], labels=[0, 1, 2], average=None, zero_division=0)
+        out[m] = {str(lv): {"f1": float(f1[lv]), "gold": sum(g == lv for g in p["gold"])} for lv in (0, 1, 2)}
+    return out
+
+
+def baseline_preds(train, test) -> dict[str, dict]:
+    from classifiers.epitome_metrics import majority_baseline, tfidf_baseline
+
+    out = {}
+    for name, preds in (("majority class", majority_baseline(train, test)),
+                        ("tf-idf + logistic regression", tfidf_baseline(train, test))):
+        out[name] = {m: {"gold": [p.levels[m] for p in test], "pred": list(preds[m])} for m in MECHANISMS}
+    return out
+
+
+def level_only(metrics: dict) -> dict:
+    from classifiers.epitome_metrics import level_metrics
+
+    return {m: level_metrics(p["gold"], p["pred"]) for m, p in metrics.items()}
+
+
+def run_cv(models: list[tuple[str, object]], data_path, predict=predict_model) -> dict:
+    """``models``: (path, scorer) pairs of one recipe, one per fold. Returns the report dict."""
+    from classifiers.corpora import epitome_splits
+
+    by_fold: dict[int, tuple[str, object]] = {}
+    ks, split_seeds, recipes = set(), set(), set()  # recipes: the config apart from seed and fold
+    for path, scorer in models:
+        mcfg = scorer.model.cfg
+        k, i = fold_of(mcfg)
+        if i in by_fold:
+            raise ValueError(f"{path} and {by_fold[i][0]} were both trained with fold {i} as test: give one model per fold")
+        by_fold[i] = (path, scorer)
+        ks.add(k)
+        split_seeds.add(mcfg.split_seed)
+        recipes.add(repr(sorted(dataclasses.asdict(dataclasses.replace(mcfg, seed=0, folds=0, fold=0)).items())))
+    if len(ks) != 1:
+        raise ValueError(f"the models were trained with different numbers of folds: {sorted(ks)}")
+    if len(split_seeds) != 1:
+        raise ValueError(f"the models were trained on different split seeds: {sorted(split_seeds)}")
+    if len(recipes) != 1:
+        raise ValueError("the models differ in more than the seed and the fold: cross-validate one recipe at a time")
+    (k,), (split_seed,) = ks, split_seeds
+    missing = sorted(set(range(k)) - set(by_fold))
+    if missing:
+        log.warning("folds %s of %d have no model: the pooled figures cover %d of %d folds", missing, k,
+                    len(by_fold), k)
+
+    model_parts, base_parts, folds = [], {}, []
+    for i in sorted(by_fold):
+        path, scorer = by_fold[i]
+        splits = epitome_splits(data_path, seed=split_seed, folds=k, fold=i)
+        test = splits["test"]
+        log.info("fold %d of %d: %s on %d test pairs", i, k, path, len(test))
+        preds = predict(scorer, test)
+        model_parts.append(preds)
+        for name, bp in baseline_preds(splits["train"], test).items():
+            base_parts.setdefault(name, []).append(bp)
+        folds.append({"fold": i, "model": path, "test_pairs": len(test), "metrics": metrics_of(preds)})
+
+    pooled = join(model_parts)
+    label = group_label(by_fold[min(by_fold)][1].model.cfg)
+    rows = {
+        f"{label}: pooled over folds": {"metrics": metrics_of(pooled), "level_f1": level_f1(pooled)},
+        f"{label}: mean ± sd of folds": {"metrics": aggregate([f["metrics"] for f in folds])},
+    }
+    for name, parts in base_parts.items():
+        bp = join(parts)
+        rows[f"{name}: pooled over folds"] = {"metrics": level_only(bp), "level_f1": level_f1(bp)}
+        rows[f"{name}: mean ± sd of folds"] = {"metrics": aggregate([level_only(p) for p in parts])}
+    for row in rows.values():  # pooled rows: plain numbers -> {"mean": v, "sd": None}, as aggregate's
+        row["metrics"] = {m: {key: v if isinstance(v, dict) else {"mean": v, "sd": None} for key, v in r.items()}
+                          for m, r in row["metrics"].items()}
+    return {"commit": git_commit(), "split_seed": split_seed, "folds": k, "folds_present": sorted(by_fold),
+            "test_pairs": sum(f["test_pairs"] for f in folds), "rows": rows, "per_fold": folds}
+
+
+def markdown(report: dict) -> str:
+    k = report["folds"]
+    lines = [f"# EPITOME classifier: {k}-fold grouped cross-validation ({len(report['folds_present'])} of {k} "
+             f"folds, {report['test_pairs']} test pairs, split seed {report['split_seed']})", "",
+             f"commit {report['commit']}; metrics in %. Each model is scored on its own test fold; \"pooled\" "
+             "joins every fold's test predictions, \"mean ± sd\" is over the per-fold figures. Baselines are "
+             "refitted on each fold's training part.", ""]
+    for m in MECHANISMS:
+        lines += [f"## {m}", "", "| model | accuracy | macro-F1 | MCC | T-F1 | IOU-F1 |", "|---|---|---|---|---|---|"]
+        for name, row in report["rows"].items():
+            r = row["metrics"].get(m)
+            if r is None:
+                continue
+            lines.append(f"| {name} | {_cell(r['accuracy'])} | {_cell(r['macro_f1'])} | {_cell(r['mcc'])} | "
+                         f"{_cell(r.get('t_f1'))} | {_cell(r.get('iou_f1'))} |")
+        acc, f1 = PAPER[m]
+        lines += [f"| EPITOME paper, Reddit (one random 75:5:20 split, RoBERTa + TalkLife DAPT) | {acc:.2f} | "
+                  f"{f1:.2f} | | | |", ""]
+    lines += ["## F1 of each level, pooled over folds (gold pairs in brackets)", "",
+              "| model | " + " | ".join(f"{m} {lv}" for m in MECHANISMS for lv in (0, 1, 2)) + " |",
+              "|---|" + "---|" * 9]
+    for name, row in report["rows"].items():
+        lf = row.get("level_f1")
+        if lf:
+            lines.append(f"| {name} | " + " | ".join(
+                f"{100 * lf[m][str(lv)]['f1']:.1f} ({lf[m][str(lv)]['gold']})" for m in MECHANISMS for lv in (0, 1, 2))
+                + " |")
+    lines += ["", "## Macro-F1 of each fold", "", "| fold | model | test pairs | ER | IP | EX |", "|---|---|---|---|---|---|"]
+    for f in report["per_fold"]:
+        lines.append(f"| {f['fold']} | {f['model']} | {f['test_pairs']} | " + " | ".join(
+            f"{100 * f['metrics'][m]['macro_f1']:.2f}" for m in MECHANISMS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(args) -> int:
+    from classifiers.jsonio import atomic_write_json, atomic_write_text
+    from classifiers.scorer import EmpathyScorer
+
+    cfg = load_config(args)
+    models = [(str(d), EmpathyScorer.load(str(d))) for d in model_dirs(args.model)]
+    report = run_cv(models, cfg.data_path())
+    out = Path(args.out) if args.out else Path(cfg.run_dir) / "eval"
+    atomic_write_json(out / "classifier-cv.json", report)
+    md = markdown(report)
+    atomic_write_text(out / "classifier-cv.md", md)
+    print(md)
+    log.info("wrote %s and %s", out / "classifier-cv.json", out / "classifier-cv.md")
+    return 0

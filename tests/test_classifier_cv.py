@@ -1,0 +1,78 @@
+"""k-fold cross-validation of the classifier: the fold split and the pooled report."""
+
+import types
+
+import pytest
+
+from classifiers import corpora
+from classifiers.config import EpitomeConfig
+from partner.evaluation import classifier_cv
+
+
+def test_fold_9_of_10_is_the_fixed_split_and_folds_partition_the_data(data_dir):
+    pairs, _ = corpora.load_epitome(data_dir)
+    fixed = corpora.grouped_split(pairs, lambda p: p.sp_id)
+    f9 = corpora.grouped_split(pairs, lambda p: p.sp_id, folds=10, fold=9)
+    assert {k: [p.rp_id for p in v] for k, v in fixed.items()} == {k: [p.rp_id for p in v] for k, v in f9.items()}
+    tests, devs = [], []
+    for i in range(5):
+        s = corpora.grouped_split(pairs, lambda p: p.sp_id, folds=5, fold=i)
+        assert not {p.sp_id for p in s["test"]} & {p.sp_id for p in s["train"] + s["dev"]}
+        tests.append({(p.sp_id, p.rp_id) for p in s["test"]})
+        devs.append({(p.sp_id, p.rp_id) for p in s["dev"]})
+    assert sum(map(len, tests)) == len(pairs) == len(set().union(*tests))
+    assert all(devs[i] == tests[i - 1] for i in range(5))  # dev is the fold before the test fold
+
+
+@pytest.mark.parametrize("folds,fold", [(2, 0), (5, 5), (5, -1)])
+def test_bad_fold_settings_are_refused(folds, fold):
+    with pytest.raises(ValueError, match="fold"):
+        corpora.split_of("x", folds=folds, fold=fold)
+
+
+def _scorer(**cfg):
+    return types.SimpleNamespace(model=types.SimpleNamespace(cfg=EpitomeConfig(**cfg)))
+
+
+def _oracle(wrong_ip_level1: bool):
+    """A fake predict_model: gold levels, except IP level 1 predicted as 2 when asked."""
+    def predict(scorer, test):
+        out = {}
+        for m in ("ER", "IP", "EX"):
+            gold = [p.levels[m] for p in test]
+            pred = [2 if (wrong_ip_level1 and m == "IP" and g == 1) else g for g in gold]
+            out[m] = {"gold": gold, "pred": pred, "gmask": [[0]] * len(test), "pmask": [[0]] * len(test)}
+        return out
+    return predict
+
+
+def test_cv_pools_every_pair_once_and_reports_per_level_f1(data_dir):
+    models = [(f"f{i}", _scorer(folds=3, fold=i)) for i in range(3)]
+    report = classifier_cv.run_cv(models, data_dir, predict=_oracle(wrong_ip_level1=True))
+    pairs, _ = corpora.load_epitome(data_dir)
+    assert report["test_pairs"] == len(pairs) and report["folds_present"] == [0, 1, 2]
+    name = next(k for k in report["rows"] if k.endswith("pooled over folds") and "EPITOME" in k)
+    row = report["rows"][name]
+    assert row["metrics"]["ER"]["macro_f1"]["mean"] == 1.0
+    assert row["level_f1"]["IP"]["1"]["f1"] == 0.0 and row["level_f1"]["IP"]["1"]["gold"] > 50
+    assert row["metrics"]["IP"]["macro_f1"]["mean"] < 0.7
+    assert "tf-idf + logistic regression: pooled over folds" in report["rows"]
+    md = classifier_cv.markdown(report)
+    assert "3-fold grouped cross-validation" in md and "| 2 | f2 |" in md
+
+
+def test_cv_refuses_mixed_recipes_and_duplicate_folds(data_dir, caplog):
+    with pytest.raises(ValueError, match="both trained with fold 1"):
+        classifier_cv.run_cv([("a", _scorer(folds=3, fold=1)), ("b", _scorer(folds=3, fold=1, seed=7))], data_dir,
+                             predict=_oracle(False))
+    with pytest.raises(ValueError, match="more than the seed and the fold"):
+        classifier_cv.run_cv([("a", _scorer(folds=3, fold=0)), ("b", _scorer(folds=3, fold=1, context_margin=0.5))],
+                             data_dir, predict=_oracle(False))
+    with pytest.raises(ValueError, match="different numbers of folds"):
+        classifier_cv.run_cv([("a", _scorer(folds=3, fold=0)), ("b", _scorer(folds=4, fold=1))], data_dir,
+                             predict=_oracle(False))
+    # the fixed split counts as fold 9 of 10; a missing fold is reported, not hidden
+    report = classifier_cv.run_cv([("fixed", _scorer()), ("f0", _scorer(folds=10, fold=0))], data_dir,
+                                  predict=_oracle(False))
+    assert report["folds_present"] == [0, 9] and report["folds"] == 10
+    assert "folds [1, 2, 3, 4, 5, 6, 7, 8] of 10 have no model" in caplog.text
