@@ -41,7 +41,10 @@ def _oracle(wrong_ip_level1: bool):
         for m in ("ER", "IP", "EX"):
             gold = [p.levels[m] for p in test]
             pred = [2 if (wrong_ip_level1 and m == "IP" and g == 1) else g for g in gold]
-            out[m] = {"gold": gold, "pred": pred, "gmask": [[0]] * len(test), "pmask": [[0]] * len(test)}
+            probs = [[0.05, 0.4, 0.55] if p != g else [0.8 if lv == g else 0.1 for lv in range(3)]
+                     for g, p in zip(gold, pred)]
+            out[m] = {"gold": gold, "pred": pred, "gmask": [[0]] * len(test), "pmask": [[0]] * len(test),
+                      "probs": probs}
         return out
     return predict
 
@@ -57,6 +60,11 @@ def test_cv_pools_every_pair_once_and_reports_per_level_f1(data_dir):
     assert row["level_f1"]["IP"]["1"]["f1"] == 0.0 and row["level_f1"]["IP"]["1"]["gold"] > 50
     assert row["metrics"]["IP"]["macro_f1"]["mean"] < 0.7
     assert "tf-idf + logistic regression: pooled over folds" in report["rows"]
+    # the dev folds show the same confusion, so a dev-fitted bias of level 1 over 2 undoes it on test
+    cal = report["rows"][name.replace(": pooled", ", dev-fitted level biases: pooled")]
+    assert cal["metrics"]["IP"]["macro_f1"]["mean"] == 1.0 and cal["metrics"]["ER"]["macro_f1"]["mean"] == 1.0
+    assert all(f["level_bias"]["IP"]["bias"][1] > f["level_bias"]["IP"]["bias"][2] and f["level_bias"]["ER"]["bias"] == [0, 0, 0]
+               for f in report["per_fold"])
     md = classifier_cv.markdown(report)
     assert "3-fold grouped cross-validation" in md and "| 2 | f2 |" in md
 
@@ -76,3 +84,14 @@ def test_cv_refuses_mixed_recipes_and_duplicate_folds(data_dir, caplog):
                                   predict=_oracle(False))
     assert report["folds_present"] == [0, 9] and report["folds"] == 10
     assert "folds [1, 2, 3, 4, 5, 6, 7, 8] of 10 have no model" in caplog.text
+
+
+def test_level_bias_fit_keeps_the_argmax_unless_dev_gains():
+    from classifiers.calibration import apply_bias, fit_level_bias
+
+    probs = [[0.6, 0.3, 0.1], [0.5, 0.4, 0.1], [0.1, 0.2, 0.7], [0.7, 0.2, 0.1]]
+    bias, before, after = fit_level_bias(probs, [0, 1, 2, 0])  # level 1 is one small nudge away
+    assert bias[0] == 0 and bias[1] > 0 and after == 1.0 > before
+    assert apply_bias(probs, bias) == [0, 1, 2, 0]
+    bias, before, after = fit_level_bias(probs, [0, 0, 2, 0])  # the argmax is already right: no bias
+    assert bias == [0, 0, 0] and before == after

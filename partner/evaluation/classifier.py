@@ -65,7 +65,7 @@ def predict_model(scorer, test) -> dict:
             gmask.append(labels[keep].tolist())
             pmask.append((raw["token_probs"][i][j][keep] > scorer.threshold).long().tolist())
         out[m] = {"gold": [p.levels[m] for p in test], "pred": raw["probs"][:, j].argmax(-1).tolist(),
-                  "gmask": gmask, "pmask": pmask}
+                  "gmask": gmask, "pmask": pmask, "probs": raw["probs"][:, j].tolist()}
     return out
 
 
@@ -177,7 +177,6 @@ def markdown(report: dict) -> str:
 def main(args) -> int:
     from classifiers.config import EpitomeConfig
     from classifiers.configuration import from_dict
-    from classifiers.jsonio import atomic_write_json, atomic_write_text
     from classifiers.scorer import EmpathyScorer
 
     if getattr(args, "cv", False):
@@ -205,10 +204,16 @@ def main(args) -> int:
     rows.update(baseline_rows(splits["train"], test))
     report = {"commit": git_commit(), "split_seed": cfg.classifier.split_seed, "test_pairs": len(test),
               "train_pairs": len(splits["train"]), "rows": rows}
+    return write_report(args, cfg, report, markdown(report), "classifier")
+
+
+def write_report(args, cfg, report: dict, md: str, stem: str) -> int:
+    """``stem``.json and ``stem``.md into --out (default: the run dir's eval/), and the markdown to stdout."""
+    from classifiers.jsonio import atomic_write_json, atomic_write_text
+
     out = Path(args.out) if args.out else Path(cfg.run_dir) / "eval"
-    atomic_write_json(out / "classifier.json", report)
-    md = markdown(report)
-    atomic_write_text(out / "classifier.md", md)
+    atomic_write_json(out / f"{stem}.json", report)
+    atomic_write_text(out / f"{stem}.md", md)
     print(md)
-    log.info("wrote %s and %s", out / "classifier.json", out / "classifier.md")
+    log.info("wrote %s and %s", out / f"{stem}.json", out / f"{stem}.md")
     return 0

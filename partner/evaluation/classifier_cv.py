@@ -10,14 +10,14 @@ training part and joined the same way.
 
 Reported per mechanism: the pooled metrics (every fold's test predictions together), the mean ± sd
 of the per-fold metrics, the pooled F1 of each level with its number of gold pairs, and each fold's
-macro-F1.
+macro-F1. A second row per model re-decides the levels with biases fitted on that fold's dev part
+(``classifiers.calibration``): a post-hoc fix for rare levels, measured here before any model uses it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
 
 from classifiers.provenance import git_commit
 
@@ -31,6 +31,7 @@ from .classifier import (
     metrics_of,
     model_dirs,
     predict_model,
+    write_report,
 )
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,24 @@ def level_only(metrics: dict) -> dict:
     return {m: level_metrics(p["gold"], p["pred"]) for m, p in metrics.items()}
 
 
-def run_cv(models: list[tuple[str, object]], data_path, predict=predict_model) -> dict:
-    """``models``: (path, scorer) pairs of one recipe, one per fold. Returns the report dict."""
+def calibrated(preds: dict, dev_preds: dict) -> tuple[dict, dict]:
+    """``preds`` with levels re-decided by biases fitted on ``dev_preds`` (classifiers.calibration)."""
+    from classifiers.calibration import apply_bias, fit_level_bias
+
+    out, biases = {}, {}
+    for m, p in preds.items():
+        bias, before, after = fit_level_bias(dev_preds[m]["probs"], dev_preds[m]["gold"])
+        biases[m] = {"bias": bias, "dev_macro_f1": before, "dev_macro_f1_biased": after}
+        out[m] = {**p, "pred": apply_bias(p["probs"], bias)}
+    return out, biases
+
+
+def run_cv(models: list[tuple[str, object]], data_path, predict=predict_model, calibrate: bool = True) -> dict:
+    """``models``: (path, scorer) pairs of one recipe, one per fold. Returns the report dict.
+
+    With ``calibrate``, each fold's model is also scored on its dev fold, level biases are fitted
+    there (``classifiers.calibration``) and applied to its test fold: one more row.
+    """
     from classifiers.corpora import epitome_splits
 
     by_fold: dict[int, tuple[str, object]] = {}
@@ -108,7 +125,7 @@ def run_cv(models: list[tuple[str, object]], data_path, predict=predict_model) -
         log.warning("folds %s of %d have no model: the pooled figures cover %d of %d folds", missing, k,
                     len(by_fold), k)
 
-    model_parts, base_parts, folds = [], {}, []
+    model_parts, cal_parts, base_parts, folds = [], [], {}, []
     for i in sorted(by_fold):
         path, scorer = by_fold[i]
         splits = epitome_splits(data_path, seed=split_seed, folds=k, fold=i)
@@ -118,7 +135,12 @@ def run_cv(models: list[tuple[str, object]], data_path, predict=predict_model) -
         model_parts.append(preds)
         for name, bp in baseline_preds(splits["train"], test).items():
             base_parts.setdefault(name, []).append(bp)
-        folds.append({"fold": i, "model": path, "test_pairs": len(test), "metrics": metrics_of(preds)})
+        fold = {"fold": i, "model": path, "test_pairs": len(test), "metrics": metrics_of(preds)}
+        if calibrate:
+            cal, fold["level_bias"] = calibrated(preds, predict(scorer, splits["dev"]))
+            cal_parts.append(cal)
+            fold["metrics_biased"] = metrics_of(cal)
+        folds.append(fold)
 
     pooled = join(model_parts)
     label = group_label(by_fold[min(by_fold)][1].model.cfg)
@@ -126,6 +148,12 @@ def run_cv(models: list[tuple[str, object]], data_path, predict=predict_model) -
         f"{label}: pooled over folds": {"metrics": metrics_of(pooled), "level_f1": level_f1(pooled)},
         f"{label}: mean ± sd of folds": {"metrics": aggregate([f["metrics"] for f in folds])},
     }
+    if calibrate:
+        cal = join(cal_parts)
+        rows[f"{label}, dev-fitted level biases: pooled over folds"] = {"metrics": metrics_of(cal),
+                                                                       "level_f1": level_f1(cal)}
+        rows[f"{label}, dev-fitted level biases: mean ± sd of folds"] = {
+            "metrics": aggregate([f["metrics_biased"] for f in folds])}
     for name, parts in base_parts.items():
         bp = join(parts)
         rows[f"{name}: pooled over folds"] = {"metrics": level_only(bp), "level_f1": level_f1(bp)}
@@ -164,24 +192,26 @@ def markdown(report: dict) -> str:
             lines.append(f"| {name} | " + " | ".join(
                 f"{100 * lf[m][str(lv)]['f1']:.1f} ({lf[m][str(lv)]['gold']})" for m in MECHANISMS for lv in (0, 1, 2))
                 + " |")
-    lines += ["", "## Macro-F1 of each fold", "", "| fold | model | test pairs | ER | IP | EX |", "|---|---|---|---|---|---|"]
+    lines += ["", "## Macro-F1 of each fold (with dev-fitted level biases in brackets, and the biases of levels "
+              "1 and 2)", "", "| fold | model | test pairs | ER | IP | EX | biases ER / IP / EX |",
+              "|---|---|---|---|---|---|---|"]
     for f in report["per_fold"]:
-        lines.append(f"| {f['fold']} | {f['model']} | {f['test_pairs']} | " + " | ".join(
-            f"{100 * f['metrics'][m]['macro_f1']:.2f}" for m in MECHANISMS) + " |")
+        cells = []
+        for m in MECHANISMS:
+            c = f"{100 * f['metrics'][m]['macro_f1']:.2f}"
+            if "metrics_biased" in f:
+                c += f" ({100 * f['metrics_biased'][m]['macro_f1']:.2f})"
+            cells.append(c)
+        bias = " / ".join(f"{b['bias'][1]:+g}, {b['bias'][2]:+g}" for b in
+                          (f["level_bias"][m] for m in MECHANISMS)) if "level_bias" in f else ""
+        lines.append(f"| {f['fold']} | {f['model']} | {f['test_pairs']} | " + " | ".join(cells) + f" | {bias} |")
     return "\n".join(lines) + "\n"
 
 
 def main(args) -> int:
-    from classifiers.jsonio import atomic_write_json, atomic_write_text
     from classifiers.scorer import EmpathyScorer
 
     cfg = load_config(args)
     models = [(str(d), EmpathyScorer.load(str(d))) for d in model_dirs(args.model)]
     report = run_cv(models, cfg.data_path())
-    out = Path(args.out) if args.out else Path(cfg.run_dir) / "eval"
-    atomic_write_json(out / "classifier-cv.json", report)
-    md = markdown(report)
-    atomic_write_text(out / "classifier-cv.md", md)
-    print(md)
-    log.info("wrote %s and %s", out / "classifier-cv.json", out / "classifier-cv.md")
-    return 0
+    return write_report(args, cfg, report, markdown(report), "classifier-cv")
