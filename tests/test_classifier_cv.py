@@ -95,3 +95,16 @@ def test_level_bias_fit_keeps_the_argmax_unless_dev_gains():
     assert apply_bias(probs, bias) == [0, 1, 2, 0]
     bias, before, after = fit_level_bias(probs, [0, 0, 2, 0])  # the argmax is already right: no bias
     assert bias == [0, 0, 0] and before == after
+
+
+def test_probe_report_names_the_folds_and_averages_their_drops():
+    from partner.evaluation.probe import fold_notes
+
+    def res(fold, diff, clear):
+        return {"context_swap": {"drop_test": {"mean_diff": diff, "clear_drop": clear}},
+                "test_split": {"folds": 10, "fold": fold, "test_pairs": 250 + fold}}
+
+    assert fold_notes({"models/epitome": {"context_swap": {}}}) == []
+    lines = fold_notes({"f0": res(0, 0.2, True), "f1": res(1, 0.1, False), "shipped": {"context_swap": {}}})
+    assert "f0 (fold 0 of 10, 250 pairs); f1 (fold 1 of 10, 251 pairs)." in lines[0] and "shipped" not in lines[0]
+    assert "mean drop of the total is +0.150 (sd 0.071, min +0.100); 1 of 2 are clear drops." in lines[1]

@@ -22,6 +22,7 @@ same paired statistics per phrase (own post minus non-distress post).
 from __future__ import annotations
 
 import logging
+import statistics
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -127,10 +128,29 @@ def _test_cell(t: dict) -> str:
     return f"{t['mean_diff']:+.3f} [{lo:+.2f}, {hi:+.2f}], p {t['p_value']:.3g}"
 
 
+def fold_notes(results: dict[str, dict]) -> list[str]:
+    """Markdown lines on the models probed on their own cross-validation test fold, with the mean drop
+    over them (empty when there are none)."""
+    folded = {n: r for n, r in results.items() if "test_split" in r}
+    if not folded:
+        return []
+    lines = ["Models trained on a cross-validation fold are probed on their own test fold: " + "; ".join(
+        f"{n} (fold {r['test_split']['fold']} of {r['test_split']['folds']}, {r['test_split']['test_pairs']} pairs)"
+        for n, r in folded.items()) + "."]
+    drops = [r["context_swap"]["drop_test"]["mean_diff"] for r in folded.values()]
+    drops = [x for x in drops if x is not None]
+    if len(drops) > 1:
+        clear = sum(bool(r["context_swap"]["drop_test"]["clear_drop"]) for r in folded.values())
+        lines.append(f"Over these {len(drops)} models, part (a)'s mean drop of the total is {statistics.fmean(drops):+.3f} "
+                     f"(sd {statistics.stdev(drops):.3f}, min {min(drops):+.3f}); {clear} of {len(folded)} are clear drops.")
+    return lines + [""]
+
+
 def markdown(results: dict[str, dict], meta: dict) -> str:
     pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
     lines = [f"# Context probe ({meta['test_pairs']} grouped test pairs, split seed {meta['split_seed']}, "
              f"commit {meta['commit']})", "",
+             *fold_notes(results),
              "## (a) Each response under its own vs an unrelated seeker post", "",
              f"Clear drop = mean drop of the total > 0, 95 % bootstrap CI above 0, paired sign-flip p < "
              f"{CLEAR_DROP_P}.", "",
@@ -166,12 +186,21 @@ def main(args) -> int:
 
     from .classifier import git_commit, load_config, model_dirs, test_split
 
+    from classifiers.corpora import epitome_splits
+
     cfg = load_config(args)
     test = test_split(cfg)["test"]
     results = {}
     for d in model_dirs(args.model):
         log.info("probing %s", d)
-        results[str(d)] = probe(EmpathyScorer.load(str(d)), test)
+        scorer = EmpathyScorer.load(str(d))
+        mcfg = scorer.model.cfg
+        if mcfg.folds:  # a cross-validation model: its own test fold, the only pairs it has not seen
+            own = epitome_splits(cfg.data_path(), seed=mcfg.split_seed, folds=mcfg.folds, fold=mcfg.fold)["test"]
+            results[str(d)] = {**probe(scorer, own),
+                               "test_split": {"folds": mcfg.folds, "fold": mcfg.fold, "test_pairs": len(own)}}
+        else:
+            results[str(d)] = probe(scorer, test)
     meta = {"commit": git_commit(), "split_seed": cfg.classifier.split_seed, "test_pairs": len(test)}
     out = Path(args.out) if args.out else Path(cfg.run_dir) / "eval"
     atomic_write_json(out / "probe.json", {**meta, "models": results})
