@@ -1,10 +1,16 @@
-"""Dev-fitted level biases: additive offsets to a mechanism's level log-probabilities, chosen on
-the dev split to maximise its macro-F1.
+"""Post-hoc decisions fitted on dev: level biases, and a mixture weight with a second model.
+
+Level biases are additive offsets to a mechanism's level log-probabilities, chosen on the dev split
+to maximise its macro-F1.
 
 Rare levels (IP and EX level 1 are 4 % and 3 % of EPITOME) are under-predicted by an argmax over
 probabilities trained with cross-entropy; macro-F1 weighs them as much as the common ones. The
 bias of level 0 stays 0; those of levels 1 and 2 are searched on a grid. Ties go to the smallest
 total offset, so a dev split that cannot tell keeps the plain argmax.
+
+The mixture averages the model's level probabilities with another model's (the tf-idf + logistic
+regression baseline in ``partner.evaluation.classifier_cv``), with the weight chosen on dev.
+Both are measured there by cross-validation; no shipped scorer uses them.
 """
 
 from __future__ import annotations
@@ -36,3 +42,18 @@ def fit_level_bias(probs, gold, grid=GRID) -> tuple[list[float], float, float]:
         if score > best_f1 + 1e-12:
             best, best_f1 = [0.0, float(b1), float(b2)], score
     return best, base, best_f1
+
+
+WEIGHTS = tuple(np.round(np.arange(0.0, 1.0001, 0.1), 2))
+
+
+def fit_mix_weight(probs, other, gold, weights=WEIGHTS) -> tuple[float, float]:
+    """(w, dev macro-F1) of the mixture w·probs + (1 − w)·other that maximises macro-F1 on this (dev)
+    set; ties go to the weight nearest 0.5 (an even mixture)."""
+    from sklearn.metrics import f1_score
+
+    probs, other = np.asarray(probs, dtype=float), np.asarray(other, dtype=float)
+    scored = [(float(f1_score(gold, (w * probs + (1 - w) * other).argmax(-1), labels=[0, 1, 2], average="macro",
+                              zero_division=0)), -abs(w - 0.5), float(w)) for w in weights]
+    f1, _, w = max(scored)
+    return w, f1

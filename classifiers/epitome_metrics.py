@@ -113,6 +113,14 @@ def majority_baseline(train, test) -> dict[str, list[int]]:
 def tfidf_baseline(train, test, seed: int = 0) -> dict[str, list[int]]:
     """tf-idf (word 1-2-grams) of the response and of the seeker post, side by side, and one
     class-balanced logistic regression per mechanism."""
+    (probs,) = tfidf_probs(train, [test], seed)
+    return {m: [int(x) for x in probs[m].argmax(-1)] for m in MECHANISMS}
+
+
+def tfidf_probs(train, sets: list, seed: int = 0) -> list[dict]:
+    """``tfidf_baseline``'s model fitted on ``train``; per set of pairs, {mechanism: [N, 3] level
+    probabilities} (a level absent from ``train`` gets probability 0)."""
+    import numpy as np
     from scipy.sparse import hstack
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -120,10 +128,13 @@ def tfidf_baseline(train, test, seed: int = 0) -> dict[str, list[int]]:
     vr = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
     vs = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
     xtr = hstack([vr.fit_transform([p.response_post for p in train]), vs.fit_transform([p.seeker_post for p in train])])
-    xte = hstack([vr.transform([p.response_post for p in test]), vs.transform([p.seeker_post for p in test])])
-    out = {}
+    xs = [hstack([vr.transform([p.response_post for p in t]), vs.transform([p.seeker_post for p in t])]) for t in sets]
+    out: list[dict] = [{} for _ in sets]
     for m in MECHANISMS:
         clf = LogisticRegression(max_iter=3000, class_weight="balanced", C=4.0, random_state=seed)
         clf.fit(xtr, [p.levels[m] for p in train])
-        out[m] = [int(x) for x in clf.predict(xte)]
+        for o, x in zip(out, xs):
+            probs = np.zeros((x.shape[0], 3))
+            probs[:, clf.classes_] = clf.predict_proba(x)
+            o[m] = probs
     return out

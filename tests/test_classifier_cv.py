@@ -63,6 +63,9 @@ def test_cv_pools_every_pair_once_and_reports_per_level_f1(data_dir):
     # the dev folds show the same confusion, so a dev-fitted bias of level 1 over 2 undoes it on test
     cal = report["rows"][name.replace(": pooled", ", dev-fitted level biases: pooled")]
     assert cal["metrics"]["IP"]["macro_f1"]["mean"] == 1.0 and cal["metrics"]["ER"]["macro_f1"]["mean"] == 1.0
+    mix = report["rows"][name.replace(": pooled", ", mixed with tf-idf + LR (dev-fitted weight): pooled")]
+    assert mix["metrics"]["ER"]["macro_f1"]["mean"] > 0.9  # the oracle's confident probabilities outweigh tf-idf
+    assert all(f["tfidf_mix"]["ER"]["weight"] >= 0.5 for f in report["per_fold"])
     assert all(f["level_bias"]["IP"]["bias"][1] > f["level_bias"]["IP"]["bias"][2] and f["level_bias"]["ER"]["bias"] == [0, 0, 0]
                for f in report["per_fold"])
     md = classifier_cv.markdown(report)
@@ -108,3 +111,14 @@ def test_probe_report_names_the_folds_and_averages_their_drops():
     lines = fold_notes({"f0": res(0, 0.2, True), "f1": res(1, 0.1, False), "shipped": {"context_swap": {}}})
     assert "f0 (fold 0 of 10, 250 pairs); f1 (fold 1 of 10, 251 pairs)." in lines[0] and "shipped" not in lines[0]
     assert "mean drop of the total is +0.150 (sd 0.071, min +0.100); 1 of 2 are clear drops." in lines[1]
+
+
+def test_mixture_weight_picks_the_better_model_and_prefers_an_even_mix_on_ties():
+    from classifiers.calibration import fit_mix_weight
+
+    good = [[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]]
+    bad = [[0.1, 0.1, 0.8], [0.8, 0.1, 0.1], [0.1, 0.8, 0.1]]
+    w, f1 = fit_mix_weight(good, bad, [0, 1, 2])
+    assert w > 0.5 and f1 == 1.0
+    assert fit_mix_weight(bad, good, [0, 1, 2])[0] < 0.5
+    assert fit_mix_weight(good, good, [0, 1, 2]) == (0.5, 1.0)

@@ -10,14 +10,17 @@ training part and joined the same way.
 
 Reported per mechanism: the pooled metrics (every fold's test predictions together), the mean ± sd
 of the per-fold metrics, the pooled F1 of each level with its number of gold pairs, and each fold's
-macro-F1. A second row per model re-decides the levels with biases fitted on that fold's dev part
-(``classifiers.calibration``): a post-hoc fix for rare levels, measured here before any model uses it.
+macro-F1. Two more rows per model re-decide its levels with what is fitted on each fold's dev part
+(``classifiers.calibration``): level biases (a post-hoc fix for rare levels), and a mixture of its
+probabilities with the tf-idf + LR baseline's. Both are measured here before any model uses them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+
+import numpy as np
 
 from classifiers.provenance import git_commit
 
@@ -66,14 +69,28 @@ def level_f1(preds: dict) -> dict:
     return out
 
 
-def baseline_preds(train, test) -> dict[str, dict]:
-    from classifiers.epitome_metrics import majority_baseline, tfidf_baseline
+def baseline_preds(train, test, tfidf_test) -> dict[str, dict]:
+    """Majority class and tf-idf + LR predictions on ``test``; ``tfidf_test``: the latter's probabilities."""
+    from classifiers.epitome_metrics import majority_baseline
 
+    majority = majority_baseline(train, test)
     out = {}
-    for name, preds in (("majority class", majority_baseline(train, test)),
-                        ("tf-idf + logistic regression", tfidf_baseline(train, test))):
+    for name, preds in (("majority class", majority),
+                        ("tf-idf + logistic regression", {m: tfidf_test[m].argmax(-1).tolist() for m in MECHANISMS})):
         out[name] = {m: {"gold": [p.levels[m] for p in test], "pred": list(preds[m])} for m in MECHANISMS}
     return out
+
+
+def mixed(preds: dict, dev_preds: dict, other_test: dict, other_dev: dict) -> tuple[dict, dict]:
+    """``preds`` re-decided by the dev-fitted mixture with another model's probabilities."""
+    from classifiers.calibration import fit_mix_weight
+
+    out, weights = {}, {}
+    for m, p in preds.items():
+        w, dev_f1 = fit_mix_weight(dev_preds[m]["probs"], other_dev[m], dev_preds[m]["gold"])
+        weights[m] = {"weight": w, "dev_macro_f1": dev_f1}
+        out[m] = {**p, "pred": (w * np.asarray(p["probs"]) + (1 - w) * other_test[m]).argmax(-1).tolist()}
+    return out, weights
 
 
 def level_only(metrics: dict) -> dict:
@@ -97,9 +114,12 @@ def calibrated(preds: dict, dev_preds: dict) -> tuple[dict, dict]:
 def run_cv(models: list[tuple[str, object]], data_path, predict=predict_model, calibrate: bool = True) -> dict:
     """``models``: (path, scorer) pairs of one recipe, one per fold. Returns the report dict.
 
-    With ``calibrate``, each fold's model is also scored on its dev fold, level biases are fitted
-    there (``classifiers.calibration``) and applied to its test fold: one more row.
+    With ``calibrate``, each fold's model is also scored on its dev fold, and two post-hoc decisions
+    are fitted there (``classifiers.calibration``) and applied to its test fold: level biases, and a
+    mixture with the tf-idf + LR baseline's probabilities. Two more rows.
     """
+    from classifiers.epitome_metrics import tfidf_probs
+
     from classifiers.corpora import epitome_splits
 
     by_fold: dict[int, tuple[str, object]] = {}
@@ -125,7 +145,7 @@ def run_cv(models: list[tuple[str, object]], data_path, predict=predict_model, c
         log.warning("folds %s of %d have no model: the pooled figures cover %d of %d folds", missing, k,
                     len(by_fold), k)
 
-    model_parts, cal_parts, base_parts, folds = [], [], {}, []
+    model_parts, cal_parts, mix_parts, base_parts, folds = [], [], [], {}, []
     for i in sorted(by_fold):
         path, scorer = by_fold[i]
         splits = epitome_splits(data_path, seed=split_seed, folds=k, fold=i)
@@ -133,13 +153,18 @@ def run_cv(models: list[tuple[str, object]], data_path, predict=predict_model, c
         log.info("fold %d of %d: %s on %d test pairs", i, k, path, len(test))
         preds = predict(scorer, test)
         model_parts.append(preds)
-        for name, bp in baseline_preds(splits["train"], test).items():
+        tf_test, tf_dev = tfidf_probs(splits["train"], [test, splits["dev"]])
+        for name, bp in baseline_preds(splits["train"], test, tf_test).items():
             base_parts.setdefault(name, []).append(bp)
         fold = {"fold": i, "model": path, "test_pairs": len(test), "metrics": metrics_of(preds)}
         if calibrate:
-            cal, fold["level_bias"] = calibrated(preds, predict(scorer, splits["dev"]))
+            dev_preds = predict(scorer, splits["dev"])
+            cal, fold["level_bias"] = calibrated(preds, dev_preds)
             cal_parts.append(cal)
             fold["metrics_biased"] = metrics_of(cal)
+            mix, fold["tfidf_mix"] = mixed(preds, dev_preds, tf_test, tf_dev)
+            mix_parts.append(mix)
+            fold["metrics_mixed"] = metrics_of(mix)
         folds.append(fold)
 
     pooled = join(model_parts)
@@ -154,6 +179,11 @@ def run_cv(models: list[tuple[str, object]], data_path, predict=predict_model, c
                                                                        "level_f1": level_f1(cal)}
         rows[f"{label}, dev-fitted level biases: mean ± sd of folds"] = {
             "metrics": aggregate([f["metrics_biased"] for f in folds])}
+        mix = join(mix_parts)
+        rows[f"{label}, mixed with tf-idf + LR (dev-fitted weight): pooled over folds"] = {
+            "metrics": metrics_of(mix), "level_f1": level_f1(mix)}
+        rows[f"{label}, mixed with tf-idf + LR (dev-fitted weight): mean ± sd of folds"] = {
+            "metrics": aggregate([f["metrics_mixed"] for f in folds])}
     for name, parts in base_parts.items():
         bp = join(parts)
         rows[f"{name}: pooled over folds"] = {"metrics": level_only(bp), "level_f1": level_f1(bp)}
@@ -192,19 +222,25 @@ def markdown(report: dict) -> str:
             lines.append(f"| {name} | " + " | ".join(
                 f"{100 * lf[m][str(lv)]['f1']:.1f} ({lf[m][str(lv)]['gold']})" for m in MECHANISMS for lv in (0, 1, 2))
                 + " |")
-    lines += ["", "## Macro-F1 of each fold (with dev-fitted level biases in brackets, and the biases of levels "
-              "1 and 2)", "", "| fold | model | test pairs | ER | IP | EX | biases ER / IP / EX |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "## Macro-F1 of each fold", "",
+              "Plain (with dev-fitted level biases) [mixed with tf-idf + LR]; the biases of levels 1 and 2, and the "
+              "model's weight in the mixture.", "",
+              "| fold | model | test pairs | ER | IP | EX | biases ER / IP / EX | weights ER / IP / EX |",
+              "|---|---|---|---|---|---|---|---|"]
     for f in report["per_fold"]:
         cells = []
         for m in MECHANISMS:
             c = f"{100 * f['metrics'][m]['macro_f1']:.2f}"
             if "metrics_biased" in f:
                 c += f" ({100 * f['metrics_biased'][m]['macro_f1']:.2f})"
+            if "metrics_mixed" in f:
+                c += f" [{100 * f['metrics_mixed'][m]['macro_f1']:.2f}]"
             cells.append(c)
         bias = " / ".join(f"{b['bias'][1]:+g}, {b['bias'][2]:+g}" for b in
                           (f["level_bias"][m] for m in MECHANISMS)) if "level_bias" in f else ""
-        lines.append(f"| {f['fold']} | {f['model']} | {f['test_pairs']} | " + " | ".join(cells) + f" | {bias} |")
+        weights = " / ".join(f"{f['tfidf_mix'][m]['weight']:g}" for m in MECHANISMS) if "tfidf_mix" in f else ""
+        lines.append(f"| {f['fold']} | {f['model']} | {f['test_pairs']} | " + " | ".join(cells)
+                     + f" | {bias} | {weights} |")
     return "\n".join(lines) + "\n"
 
 
