@@ -148,8 +148,9 @@ def fold_notes(results: dict[str, dict]) -> list[str]:
 
 def markdown(results: dict[str, dict], meta: dict) -> str:
     pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
-    lines = [f"# Context probe ({meta['test_pairs']} grouped test pairs, split seed {meta['split_seed']}, "
-             f"commit {meta['commit']})", "",
+    where = (f"{meta['test_pairs']} grouped test pairs" if not all("test_split" in r for r in results.values())
+             else "each model on its own cross-validation test fold")
+    lines = [f"# Context probe ({where}, split seed {meta['split_seed']}, commit {meta['commit']})", "",
              *fold_notes(results),
              "## (a) Each response under its own vs an unrelated seeker post", "",
              f"Clear drop = mean drop of the total > 0, 95 % bootstrap CI above 0, paired sign-flip p < "
