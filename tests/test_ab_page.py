@@ -102,9 +102,17 @@ class Chrome:
         self.wait_event("Page.loadEventFired")
 
     def reload(self):
+        """Reload and wait until the new document has run its scripts (a load event alone raced on a busy
+        machine: once, the first query after it still saw the page's initial state)."""
+        before = self.js("window.__loadedAt = window.__loadedAt || Math.random()")
         self.events.clear()
         self.send("Page.reload", session=True)
         self.wait_event("Page.loadEventFired")
+        deadline = time.time() + 30
+        while (self.js("document.readyState") != "complete"
+               or self.js("window.__loadedAt = window.__loadedAt || Math.random()") == before):
+            assert time.time() < deadline, "the reloaded page did not finish loading within 30 s"
+            time.sleep(0.05)
 
     def key(self, name):
         key, code, vk = KEYS[name]
