@@ -118,9 +118,8 @@ def run_cv(models: list[tuple[str, object]], data_path, predict=predict_model, c
     are fitted there (``classifiers.calibration``) and applied to its test fold: level biases, and a
     mixture with the tf-idf + LR baseline's probabilities. Two more rows.
     """
-    from classifiers.epitome_metrics import tfidf_probs
-
     from classifiers.corpora import epitome_splits
+    from classifiers.epitome_metrics import tfidf_probs
 
     by_fold: dict[int, tuple[str, object]] = {}
     ks, split_seeds, recipes = set(), set(), set()  # recipes: the config apart from seed and fold
