@@ -19,6 +19,8 @@ import itertools
 
 import numpy as np
 
+from .epitome_metrics import macro_f1
+
 GRID = tuple(np.round(np.arange(-2.0, 2.0001, 0.25), 2))
 
 
@@ -30,15 +32,10 @@ def apply_bias(probs, bias) -> list[int]:
 
 def fit_level_bias(probs, gold, grid=GRID) -> tuple[list[float], float, float]:
     """(bias [0, b1, b2], dev macro-F1 with the plain argmax, dev macro-F1 with the bias)."""
-    from sklearn.metrics import f1_score
-
-    def f1(pred):
-        return float(f1_score(gold, pred, labels=[0, 1, 2], average="macro", zero_division=0))
-
-    base = f1(apply_bias(probs, [0.0, 0.0, 0.0]))
+    base = macro_f1(gold, apply_bias(probs, [0.0, 0.0, 0.0]))
     best, best_f1 = [0.0, 0.0, 0.0], base
     for b1, b2 in sorted(itertools.product(grid, grid), key=lambda b: (abs(b[0]) + abs(b[1]), b)):
-        score = f1(apply_bias(probs, [0.0, b1, b2]))
+        score = macro_f1(gold, apply_bias(probs, [0.0, b1, b2]))
         if score > best_f1 + 1e-12:
             best, best_f1 = [0.0, float(b1), float(b2)], score
     return best, base, best_f1
@@ -50,10 +47,7 @@ WEIGHTS = tuple(np.round(np.arange(0.0, 1.0001, 0.1), 2))
 def fit_mix_weight(probs, other, gold, weights=WEIGHTS) -> tuple[float, float]:
     """(w, dev macro-F1) of the mixture w·probs + (1 − w)·other that maximises macro-F1 on this (dev)
     set; ties go to the weight nearest 0.5 (an even mixture)."""
-    from sklearn.metrics import f1_score
-
     probs, other = np.asarray(probs, dtype=float), np.asarray(other, dtype=float)
-    scored = [(float(f1_score(gold, (w * probs + (1 - w) * other).argmax(-1), labels=[0, 1, 2], average="macro",
-                              zero_division=0)), -abs(w - 0.5), float(w)) for w in weights]
+    scored = [(macro_f1(gold, (w * probs + (1 - w) * other).argmax(-1)), -abs(w - 0.5), float(w)) for w in weights]
     f1, _, w = max(scored)
     return w, f1

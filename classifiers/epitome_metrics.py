@@ -23,6 +23,13 @@ MECHANISMS = ("ER", "IP", "EX")
 
 # ---------------------------------------------------------------------------- identification
 
+def macro_f1(gold, pred) -> float:
+    """Macro-F1 over levels 0/1/2 (a level absent from both counts as 0)."""
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(gold, pred, labels=[0, 1, 2], average="macro", zero_division=0))
+
+
 def level_metrics(gold: list[int], pred: list[int], batch: int = 32) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
@@ -30,7 +37,7 @@ def level_metrics(gold: list[int], pred: list[int], batch: int = 32) -> dict[str
                  for i in range(0, len(gold), batch)]
     return {
         "accuracy": float(accuracy_score(gold, pred)),
-        "macro_f1": float(f1_score(gold, pred, labels=[0, 1, 2], average="macro", zero_division=0)),
+        "macro_f1": macro_f1(gold, pred),
         "macro_f1_per_batch": float(sum(per_batch) / len(per_batch)) if per_batch else 0.0,
         "mcc": float(matthews_corrcoef([g > 0 for g in gold], [p > 0 for p in pred])),
     }

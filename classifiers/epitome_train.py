@@ -24,6 +24,7 @@ from torch import nn
 
 from .config import EpitomeConfig
 from .corpora import EpitomePair, grouped_split, load_epitome
+from .epitome_metrics import macro_f1
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +57,6 @@ def class_weights(pairs: list[EpitomePair], mechanisms, how: str) -> torch.Tenso
             counts[m, p.levels[mech]] += 1
     w = counts.rsqrt()
     return w / w.mean(dim=1, keepdim=True)
-
-
-def macro_f1(gold, pred) -> float:
-    from sklearn.metrics import f1_score
-
-    return float(f1_score(gold, pred, labels=[0, 1, 2], average="macro", zero_division=0))
 
 
 @torch.no_grad()

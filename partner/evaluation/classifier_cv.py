@@ -118,7 +118,7 @@ def run_cv(models: list[tuple[str, object]], data_path, predict=predict_model, c
     are fitted there (``classifiers.calibration``) and applied to its test fold: level biases, and a
     mixture with the tf-idf + LR baseline's probabilities. Two more rows.
     """
-    from classifiers.corpora import epitome_splits
+    from classifiers.corpora import grouped_split, load_epitome
     from classifiers.epitome_metrics import tfidf_probs
 
     by_fold: dict[int, tuple[str, object]] = {}
@@ -144,10 +144,11 @@ def run_cv(models: list[tuple[str, object]], data_path, predict=predict_model, c
         log.warning("folds %s of %d have no model: the pooled figures cover %d of %d folds", missing, k,
                     len(by_fold), k)
 
+    pairs, _ = load_epitome(data_path)
     model_parts, cal_parts, mix_parts, base_parts, folds = [], [], [], {}, []
     for i in sorted(by_fold):
         path, scorer = by_fold[i]
-        splits = epitome_splits(data_path, seed=split_seed, folds=k, fold=i)
+        splits = grouped_split(pairs, lambda p: p.sp_id, split_seed, folds=k, fold=i)
         test = splits["test"]
         log.info("fold %d of %d: %s on %d test pairs", i, k, path, len(test))
         preds = predict(scorer, test)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import statistics
-from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -182,30 +181,24 @@ def markdown(results: dict[str, dict], meta: dict) -> str:
 
 
 def main(args) -> int:
-    from classifiers.jsonio import atomic_write_json, atomic_write_text
+    from classifiers.corpora import grouped_split, load_epitome
     from classifiers.scorer import EmpathyScorer
 
-    from .classifier import git_commit, load_config, model_dirs, test_split
-
-    from classifiers.corpora import epitome_splits
+    from .classifier import git_commit, load_config, model_dirs, write_report
 
     cfg = load_config(args)
-    test = test_split(cfg)["test"]
+    pairs, _ = load_epitome(cfg.data_path())
+    test = grouped_split(pairs, lambda p: p.sp_id, cfg.classifier.split_seed)["test"]
     results = {}
     for d in model_dirs(args.model):
         log.info("probing %s", d)
         scorer = EmpathyScorer.load(str(d))
         mcfg = scorer.model.cfg
         if mcfg.folds:  # a cross-validation model: its own test fold, the only pairs it has not seen
-            own = epitome_splits(cfg.data_path(), seed=mcfg.split_seed, folds=mcfg.folds, fold=mcfg.fold)["test"]
+            own = grouped_split(pairs, lambda p: p.sp_id, mcfg.split_seed, folds=mcfg.folds, fold=mcfg.fold)["test"]
             results[str(d)] = {**probe(scorer, own),
                                "test_split": {"folds": mcfg.folds, "fold": mcfg.fold, "test_pairs": len(own)}}
         else:
             results[str(d)] = probe(scorer, test)
     meta = {"commit": git_commit(), "split_seed": cfg.classifier.split_seed, "test_pairs": len(test)}
-    out = Path(args.out) if args.out else Path(cfg.run_dir) / "eval"
-    atomic_write_json(out / "probe.json", {**meta, "models": results})
-    md = markdown(results, meta)
-    atomic_write_text(out / "probe.md", md)
-    print(md)
-    return 0
+    return write_report(args, cfg, {**meta, "models": results}, markdown(results, meta), "probe")
