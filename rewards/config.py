@@ -21,6 +21,8 @@ class RewardConfig:
                           "gain under the seeker's own post minus the gain the same edit earns under another post of "
                           "the batch; 0 switches it off", 0.0)
     novelty_window: int = _h("episodes r_n remembers (this batch included)", 256)
+    novelty_words: int = _h("r_n compares new sentences by their first k words (2: every \"Have you ...?\" is one "
+                            "sentence); 0 = whole sentences", 0)
     lambda_mi: float = _h("λ_MI: forward vs reverse log-likelihood in r_m (paper 0.5)", 0.5)
     empathy_weights: list[float] = _h("weights of ER, IP, EX in f_e behind r_e (paper: 1, 1, 1, the plain 0-6 total; "
                                       "other weights are ours: 1, 2, 2 for 50 steps lowered the gain, see "

@@ -131,7 +131,7 @@ class RewardStack:
         if cfg.w_novelty:
             from .novelty import NoveltyPenalty
 
-            self.components["novelty"] = NoveltyPenalty(cfg.novelty_window)
+            self.components["novelty"] = NoveltyPenalty(cfg.novelty_window, cfg.novelty_words)
         if cfg.w_context:
             from .context import ContextReward
 
