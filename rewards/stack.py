@@ -1,9 +1,9 @@
 """The PARTNER reward: r = w_e·r_e + w_f·r_f + w_c·r_c + w_m·r_m (+ w_g·r_g), per sample (paper §5.5).
 
-r_g, the guard penalty (``rewards.guard``), r_n, the novelty penalty (``rewards.novelty``), and r_x, the
-post-specificity reward (``rewards.context``), are ours, not the paper's: off unless ``w_guard`` /
-``w_novelty`` / ``w_context`` > 0. r_n and r_x remember recent episodes, so the stack has a
-``state_dict`` for the RL trainer's checkpoints.
+r_g, the guard penalty (``rewards.guard``), r_n, the novelty penalty (``rewards.novelty``), r_x, the
+post-specificity reward (``rewards.context``), and r_p, the post-fit reward (``rewards.fit``), are ours,
+not the paper's: off unless ``w_guard`` / ``w_novelty`` / ``w_context`` / ``w_fit`` > 0. r_n, r_x and r_p
+remember recent episodes, so the stack has a ``state_dict`` for the RL trainer's checkpoints.
 
 ``RewardStack(cfg)(seekers, originals, rewrites, edits)`` returns a ``RewardOutput`` with the
 weighted total and every enabled component unweighted (plus the parts behind them: f_e before and
@@ -28,7 +28,7 @@ from .edit import check_batch
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("empathy", "fluency", "coherence", "mi", "guard", "novelty", "context")
+COMPONENTS = ("empathy", "fluency", "coherence", "mi", "guard", "novelty", "context", "fit")
 
 
 @dataclass
@@ -83,7 +83,7 @@ class RewardStack:
         self.cfg = cfg = cfg or RewardConfig()
         self.weights = {"empathy": cfg.w_empathy, "fluency": cfg.w_fluency, "coherence": cfg.w_coherence,
                         "mi": cfg.w_mi, "guard": cfg.w_guard, "novelty": cfg.w_novelty,
-                        "context": cfg.w_context}
+                        "context": cfg.w_context, "fit": cfg.w_fit}
         self.lms: dict = dict(lms or {})
 
         def lm(name: str):
@@ -136,6 +136,12 @@ class RewardStack:
             from .context import ContextReward
 
             self.components["context"] = ContextReward(empathy)  # shares r_e's scorer and cache
+        if cfg.w_fit:
+            from .fit import PostFitReward
+            from .guard import SentenceGuard
+
+            copy = (guard or SentenceGuard()).max_seeker_copy
+            self.components["fit"] = PostFitReward(name=cfg.fit_embedder, device=device, max_seeker_copy=copy)
 
     @classmethod
     def from_config(cls, cfg, device: str | None = None, **kwargs) -> "RewardStack":

@@ -1,0 +1,99 @@
+"""r_p, the post-fit reward: how much closer a rewrite's new sentences are to its seeker post than to another.
+
+Not in the paper. Every reward built on the EPITOME classifier (r_e, and r_x from the same classifier)
+is met by sentences that fit any post: "I'm so sorry to hear that.", "Have you tried talking to
+someone?". RL drifts onto them (models/policy_rl/README.md, sessions 7-12), and r_x could not pull it
+off, because the classifier's own context sensitivity is small. r_p measures fit with a sentence
+embedder instead (all-MiniLM-L6-v2 by default), which sees the topic by construction. With S' another
+seeker post of the batch (``rewards.context.unrelated_posts``: the batch's distinct posts rotated by
+one; a batch of one post borrows an earlier post),
+
+    r_p = mean over the rewrite's new sentences s of [cos(s, S) - cos(s, S')],
+
+so a generic sentence, about as close to every post, earns about 0, and one that takes up what this
+seeker wrote earns more. Two guards keep fit honest:
+- a sentence that copies the seeker post (its seeker-copy share, as the sentence guard counts it,
+  at or above ``max_seeker_copy``) earns 0: fit must not come from quoting the seeker back;
+- a rewrite with no new sentence (a stop, a deletion) earns 0.
+
+"New sentences" are the rewrite's sentences that are not the original's (``rewards.guard``), as for
+r_g and r_n. The two latest distinct posts are the state (``state_dict``), so a resumed run scores
+as an unbroken one. Off unless ``rewards.w_fit`` > 0; measured in models/policy_rl/README.md,
+session 12.
+"""
+
+from __future__ import annotations
+
+from .context import unrelated_posts
+from .edit import check_batch
+from .guard import new_sentence_indices, seeker_copy
+
+
+class PostFitReward:
+    """r_p for a batch: mean over new sentences of cos(sentence, own post) - cos(sentence, another post)."""
+
+    name = "fit"
+
+    def __init__(self, embedder=None, name: str = "minilm", device: str | None = None,
+                 max_seeker_copy: float = 0.5, batch_size: int = 64):
+        self._embedder = embedder
+        self.embedder_name = name
+        self.device = device
+        self.max_seeker_copy = float(max_seeker_copy)
+        self.batch_size = int(batch_size)
+        self.recent: list[str] = []   # the two latest distinct seeker posts, newest first
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from classifiers.registry import load_sentence_embedder
+
+            self._embedder = load_sentence_embedder(self.embedder_name, self.device)
+        return self._embedder
+
+    def _encode(self, texts: list[str]):
+        return self.embedder.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=False)
+
+    def parts(self, seekers, originals, rewrites) -> tuple[list[float], list[float]]:
+        """(mean cos to the own post, mean cos to the unrelated post) per sample, over the new sentences
+        that do not copy the seeker; (0, 0) for a sample with none of them or no unrelated post."""
+        check_batch(seekers, originals, rewrites)
+        seekers = list(seekers)
+        others = unrelated_posts(seekers, self.recent)
+        self.recent = list(dict.fromkeys(list(reversed(seekers)) + self.recent))[:2]
+        kept: list[list[str]] = []
+        for seeker, original, rewrite, other in zip(seekers, originals, rewrites, others):
+            sents, new = new_sentence_indices(original, rewrite)
+            ok = [sents[i] for i in new if sents[i].strip()
+                  and not (self.max_seeker_copy and seeker_copy(sents[i], seeker) >= self.max_seeker_copy)]
+            kept.append(ok if other is not None else [])
+        flat = [s for ok in kept for s in ok]
+        own = [0.0] * len(seekers)
+        unrelated = [0.0] * len(seekers)
+        if not flat:
+            return own, unrelated
+        posts = list(dict.fromkeys(seekers + [o for o in others if o is not None]))
+        vecs = self._encode(posts + flat)
+        post_vec = dict(zip(posts, vecs[: len(posts)]))
+        sent_vecs = vecs[len(posts):]
+        k = 0
+        for i, ok in enumerate(kept):
+            if not ok:
+                continue
+            block = sent_vecs[k: k + len(ok)]
+            k += len(ok)
+            own[i] = float((block @ post_vec[seekers[i]]).mean())
+            unrelated[i] = float((block @ post_vec[others[i]]).mean())
+        return own, unrelated
+
+    def __call__(self, seekers, originals, rewrites, edits=None) -> list[float]:
+        check_batch(seekers, originals, rewrites, edits)
+        own, unrelated = self.parts(seekers, originals, rewrites)
+        return [a - b for a, b in zip(own, unrelated)]
+
+    def state_dict(self) -> dict:
+        return {"recent": list(self.recent)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.recent = list(state.get("recent", []))[:2]
