@@ -44,30 +44,22 @@ def unrelated_posts(seekers: list[str], earlier: list[str] = ()) -> list[str | N
     return [other] * len(seekers)
 
 
-class ContextReward:
-    """r_x for a batch; shares the ``EmpathyReward`` (scorer, cache, mechanism weights) of r_e."""
+class OwnMinusUnrelated:
+    """A reward that compares each sample under its own seeker post and under another (``unrelated_posts``):
+    subclasses give ``parts`` -> (own, unrelated) per sample, and call ``unrelated`` for the other posts;
+    the reward is own - unrelated. The two latest distinct posts are the state, for checkpoints."""
 
-    name = "context"
-
-    def __init__(self, empathy):
-        self.empathy = empathy
+    def __init__(self):
         self.recent: list[str] = []   # the two latest distinct seeker posts, newest first
 
-    def parts(self, seekers, originals, rewrites) -> tuple[list[float], list[float]]:
-        """(gain under the own post, gain under the unrelated post) per sample; a sample with no unrelated
-        post gets its own gain for both (so r_x = 0)."""
-        check_batch(seekers, originals, rewrites)
-        before, after = self.empathy.parts(seekers, originals, rewrites)  # r_e's totals: cached when r_e is on
-        own = [a - b for b, a in zip(before, after)]
+    def unrelated(self, seekers: list[str]) -> list[str | None]:
+        """The other post of each sample (None where there is none yet); remembers this batch's posts."""
         others = unrelated_posts(list(seekers), self.recent)
-        idx = [i for i, o in enumerate(others) if o is not None]
-        other_before, other_after = self.empathy.parts([others[i] for i in idx], [originals[i] for i in idx],
-                                                       [rewrites[i] for i in idx])
-        unrelated = list(own)
-        for k, i in enumerate(idx):
-            unrelated[i] = other_after[k] - other_before[k]
         self.recent = list(dict.fromkeys(list(reversed(seekers)) + self.recent))[:2]
-        return own, unrelated
+        return others
+
+    def parts(self, seekers, originals, rewrites) -> tuple[list[float], list[float]]:
+        raise NotImplementedError
 
     def __call__(self, seekers, originals, rewrites, edits=None) -> list[float]:
         check_batch(seekers, originals, rewrites, edits)
@@ -79,3 +71,28 @@ class ContextReward:
 
     def load_state_dict(self, state: dict) -> None:
         self.recent = list(state.get("recent", []))[:2]
+
+
+class ContextReward(OwnMinusUnrelated):
+    """r_x for a batch; shares the ``EmpathyReward`` (scorer, cache, mechanism weights) of r_e."""
+
+    name = "context"
+
+    def __init__(self, empathy):
+        super().__init__()
+        self.empathy = empathy
+
+    def parts(self, seekers, originals, rewrites) -> tuple[list[float], list[float]]:
+        """(gain under the own post, gain under the unrelated post) per sample; a sample with no unrelated
+        post gets its own gain for both (so r_x = 0)."""
+        check_batch(seekers, originals, rewrites)
+        before, after = self.empathy.parts(seekers, originals, rewrites)  # r_e's totals: cached when r_e is on
+        own = [a - b for b, a in zip(before, after)]
+        others = self.unrelated(seekers)
+        idx = [i for i, o in enumerate(others) if o is not None]
+        other_before, other_after = self.empathy.parts([others[i] for i in idx], [originals[i] for i in idx],
+                                                       [rewrites[i] for i in idx])
+        unrelated = list(own)
+        for k, i in enumerate(idx):
+            unrelated[i] = other_after[k] - other_before[k]
+        return own, unrelated

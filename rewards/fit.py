@@ -24,24 +24,24 @@ session 12.
 
 from __future__ import annotations
 
-from .context import unrelated_posts
+from .context import OwnMinusUnrelated
 from .edit import check_batch
 from .guard import new_sentence_indices, seeker_copy
 
 
-class PostFitReward:
+class PostFitReward(OwnMinusUnrelated):
     """r_p for a batch: mean over new sentences of cos(sentence, own post) - cos(sentence, another post)."""
 
     name = "fit"
 
     def __init__(self, embedder=None, name: str = "minilm", device: str | None = None,
                  max_seeker_copy: float = 0.5, batch_size: int = 64):
+        super().__init__()
         self._embedder = embedder
         self.embedder_name = name
         self.device = device
         self.max_seeker_copy = float(max_seeker_copy)
         self.batch_size = int(batch_size)
-        self.recent: list[str] = []   # the two latest distinct seeker posts, newest first
 
     @property
     def embedder(self):
@@ -60,8 +60,7 @@ class PostFitReward:
         that do not copy the seeker; (0, 0) for a sample with none of them or no unrelated post."""
         check_batch(seekers, originals, rewrites)
         seekers = list(seekers)
-        others = unrelated_posts(seekers, self.recent)
-        self.recent = list(dict.fromkeys(list(reversed(seekers)) + self.recent))[:2]
+        others = self.unrelated(seekers)
         kept: list[list[str]] = []
         for seeker, original, rewrite, other in zip(seekers, originals, rewrites, others):
             sents, new = new_sentence_indices(original, rewrite)
@@ -86,14 +85,3 @@ class PostFitReward:
             own[i] = float((block @ post_vec[seekers[i]]).mean())
             unrelated[i] = float((block @ post_vec[others[i]]).mean())
         return own, unrelated
-
-    def __call__(self, seekers, originals, rewrites, edits=None) -> list[float]:
-        check_batch(seekers, originals, rewrites, edits)
-        own, unrelated = self.parts(seekers, originals, rewrites)
-        return [a - b for a, b in zip(own, unrelated)]
-
-    def state_dict(self) -> dict:
-        return {"recent": list(self.recent)}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.recent = list(state.get("recent", []))[:2]

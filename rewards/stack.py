@@ -170,10 +170,10 @@ class RewardStack:
                 lam = fn.lambda_mi
                 comps[name] = [lam * f + (1 - lam) * r for f, r in zip(fwd, rev)]
                 details["mi_forward"], details["mi_reverse"] = fwd, rev
-            elif name == "context":
+            elif name in ("context", "fit"):
                 own, other = fn.parts(seekers, originals, rewrites)
                 comps[name] = [a - b for a, b in zip(own, other)]
-                details["context_unrelated"] = other
+                details[f"{name}_unrelated"] = other
             else:
                 comps[name] = fn(seekers, originals, rewrites, edits)
         total = [sum(self.weights[k] * comps[k][i] for k in comps) for i in range(n)]
