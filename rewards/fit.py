@@ -13,7 +13,9 @@ one; a batch of one post borrows an earlier post),
 so a generic sentence, about as close to every post, earns about 0, and one that takes up what this
 seeker wrote earns more. Two guards keep fit honest:
 - a sentence that copies the seeker post (its seeker-copy share, as the sentence guard counts it,
-  at or above ``max_seeker_copy``) earns 0: fit must not come from quoting the seeker back;
+  at or above ``max_seeker_copy``) earns 0: fit must not come from quoting the seeker back; nor
+  does one that copies the response's other sentences (``max_response_copy``), which are close to
+  the post already (the first r_p run, session 12, wrote such copies that the guard then rejected);
 - a rewrite with no new sentence (a stop, a deletion) earns 0.
 
 "New sentences" are the rewrite's sentences that are not the original's (``rewards.guard``), as for
@@ -35,12 +37,13 @@ class PostFitReward(OwnMinusUnrelated):
     name = "fit"
 
     def __init__(self, embedder=None, name: str = "minilm", device: str | None = None,
-                 max_seeker_copy: float = 0.5, batch_size: int = 64):
+                 max_seeker_copy: float = 0.5, max_response_copy: float = 0.5, batch_size: int = 64):
         super().__init__()
         self._embedder = embedder
         self.embedder_name = name
         self.device = device
         self.max_seeker_copy = float(max_seeker_copy)
+        self.max_response_copy = float(max_response_copy)
         self.batch_size = int(batch_size)
 
     @property
@@ -55,6 +58,13 @@ class PostFitReward(OwnMinusUnrelated):
         return self.embedder.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
                                     convert_to_numpy=True, show_progress_bar=False)
 
+    def _copies(self, seeker: str, sents: list[str], i: int) -> bool:
+        """Does sentence i copy the seeker post or the response's other sentences (the guard's shares)?"""
+        if self.max_seeker_copy and seeker_copy(sents[i], seeker) >= self.max_seeker_copy:
+            return True
+        rest = " ".join(s for j, s in enumerate(sents) if j != i)
+        return bool(self.max_response_copy and rest and seeker_copy(sents[i], rest) >= self.max_response_copy)
+
     def parts(self, seekers, originals, rewrites) -> tuple[list[float], list[float]]:
         """(mean cos to the own post, mean cos to the unrelated post) per sample, over the new sentences
         that do not copy the seeker; (0, 0) for a sample with none of them or no unrelated post."""
@@ -64,8 +74,7 @@ class PostFitReward(OwnMinusUnrelated):
         kept: list[list[str]] = []
         for seeker, original, rewrite, other in zip(seekers, originals, rewrites, others):
             sents, new = new_sentence_indices(original, rewrite)
-            ok = [sents[i] for i in new if sents[i].strip()
-                  and not (self.max_seeker_copy and seeker_copy(sents[i], seeker) >= self.max_seeker_copy)]
+            ok = [sents[i] for i in new if sents[i].strip() and not self._copies(seeker, sents, i)]
             kept.append(ok if other is not None else [])
         flat = [s for ok in kept for s in ok]
         own = [0.0] * len(seekers)

@@ -140,8 +140,10 @@ class RewardStack:
             from .fit import PostFitReward
             from .guard import SentenceGuard
 
-            copy = (guard or SentenceGuard()).max_seeker_copy
-            self.components["fit"] = PostFitReward(name=cfg.fit_embedder, device=device, max_seeker_copy=copy)
+            g = guard or SentenceGuard()
+            self.components["fit"] = PostFitReward(name=cfg.fit_embedder, device=device,
+                                                   max_seeker_copy=g.max_seeker_copy,
+                                                   max_response_copy=g.max_response_copy)
 
     @classmethod
     def from_config(cls, cfg, device: str | None = None, **kwargs) -> "RewardStack":

@@ -48,6 +48,11 @@ def test_copying_the_seeker_earns_nothing_and_the_mean_runs_over_new_sentences()
     fit = PostFitReward(BagOfWords())
     copy = f"My dog died last week and I can't stop crying. {ORIG}"
     assert fit([DOG, EXAM], [ORIG] * 2, [copy, ORIG]) == [0.0, 0.0]
+    # copying the response's own other sentence earns nothing either, though it may sit close to the post
+    reply = "Your dog was lucky to have you around."
+    twice = f"{reply} Your dog was lucky to have you around always."
+    assert fit([DOG, EXAM], [reply] * 2, [twice, reply]) == [0.0, 0.0]
+    assert PostFitReward(BagOfWords(), max_response_copy=0)([DOG, EXAM], [reply] * 2, [twice, reply])[0] > 0
     one = fit([DOG, EXAM], [ORIG] * 2, [f"Your dog sounds like family. {ORIG}", ORIG])[0]
     padded = fit([DOG, EXAM], [ORIG] * 2, [f"Your dog sounds like family. I'm so sorry. {ORIG}", ORIG])[0]
     assert 0 < padded < one      # a generic sentence beside it dilutes the fit
