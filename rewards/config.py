@@ -22,7 +22,7 @@ class RewardConfig:
                           "the batch; 0 switches it off", 0.0)
     w_fit: float = _h("weight of the post-fit reward r_p (not in the paper; rewards/fit.py): mean over the rewrite's "
                       "new sentences of cos(sentence, own post) - cos(sentence, another post of the batch) under "
-                      "fit_embedder; a sentence copying the seeker earns 0; 0 switches it off", 0.0)
+                      "fit_embedder; a sentence copying the seeker or the response earns 0; 0 switches it off", 0.0)
     fit_embedder: str = _h("sentence embedder behind r_p (minilm | mpnet | a path)", "minilm")
     novelty_window: int = _h("episodes r_n remembers (this batch included)", 256)
     novelty_words: int = _h("r_n compares new sentences by their first k words (2: every \"Have you ...?\" is one "

@@ -12,9 +12,9 @@ one; a batch of one post borrows an earlier post),
 
 so a generic sentence, about as close to every post, earns about 0, and one that takes up what this
 seeker wrote earns more. Two guards keep fit honest:
-- a sentence that copies the seeker post (its seeker-copy share, as the sentence guard counts it,
-  at or above ``max_seeker_copy``) earns 0: fit must not come from quoting the seeker back; nor
-  does one that copies the response's other sentences (``max_response_copy``), which are close to
+- a sentence that copies the seeker post (the sentence guard's seeker-copy check, at its
+  ``max_seeker_copy``) earns 0: fit must not come from quoting the seeker back; nor does one that
+  copies the response's other sentences (its ``max_response_copy``), which are close to
   the post already (the first r_p run, session 12, wrote such copies that the guard then rejected);
 - a rewrite with no new sentence (a stop, a deletion) earns 0.
 
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from .context import OwnMinusUnrelated
 from .edit import check_batch
-from .guard import new_sentence_indices, seeker_copy
+from .guard import SentenceGuard, new_sentence_indices
 
 
 class PostFitReward(OwnMinusUnrelated):
@@ -37,13 +37,13 @@ class PostFitReward(OwnMinusUnrelated):
     name = "fit"
 
     def __init__(self, embedder=None, name: str = "minilm", device: str | None = None,
-                 max_seeker_copy: float = 0.5, max_response_copy: float = 0.5, batch_size: int = 64):
+                 guard: SentenceGuard | None = None, batch_size: int = 64):
+        """``guard``: whose seeker-copy and response-copy checks zero a sentence (its defaults when None)."""
         super().__init__()
         self._embedder = embedder
         self.embedder_name = name
         self.device = device
-        self.max_seeker_copy = float(max_seeker_copy)
-        self.max_response_copy = float(max_response_copy)
+        self.guard = guard or SentenceGuard()
         self.batch_size = int(batch_size)
 
     @property
@@ -59,15 +59,13 @@ class PostFitReward(OwnMinusUnrelated):
                                     convert_to_numpy=True, show_progress_bar=False)
 
     def _copies(self, seeker: str, sents: list[str], i: int) -> bool:
-        """Does sentence i copy the seeker post or the response's other sentences (the guard's shares)?"""
-        if self.max_seeker_copy and seeker_copy(sents[i], seeker) >= self.max_seeker_copy:
-            return True
-        rest = " ".join(s for j, s in enumerate(sents) if j != i)
-        return bool(self.max_response_copy and rest and seeker_copy(sents[i], rest) >= self.max_response_copy)
+        """Does sentence i copy the seeker post or the response's other sentences (the guard's checks)?"""
+        return (self.guard.copies(seeker, sents[i])
+                or self.guard.duplicates([s for j, s in enumerate(sents) if j != i], sents[i]))
 
     def parts(self, seekers, originals, rewrites) -> tuple[list[float], list[float]]:
         """(mean cos to the own post, mean cos to the unrelated post) per sample, over the new sentences
-        that do not copy the seeker; (0, 0) for a sample with none of them or no unrelated post."""
+        that copy neither the seeker nor the response; (0, 0) for a sample with none of them or no unrelated post."""
         check_batch(seekers, originals, rewrites)
         seekers = list(seekers)
         others = self.unrelated(seekers)

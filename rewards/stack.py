@@ -76,7 +76,8 @@ class RewardStack:
         run_dir: where ``partner-train`` stages wrote their models (used when cfg leaves paths empty).
         empathy_scorer / coherence_scorer: ready objects (tests, callers that hold them already).
         lms: {name: rewards.lm.FrozenLM} to reuse already loaded LMs.
-        guard: the sentence guard behind r_g (``rewards.guard.SentenceGuard``; its defaults when None).
+        guard: the sentence guard behind r_g and r_p's copy checks (``rewards.guard.SentenceGuard``; its
+        defaults when None).
         """
         from .lm import FrozenLM
 
@@ -138,18 +139,14 @@ class RewardStack:
             self.components["context"] = ContextReward(empathy)  # shares r_e's scorer and cache
         if cfg.w_fit:
             from .fit import PostFitReward
-            from .guard import SentenceGuard
 
-            g = guard or SentenceGuard()
-            self.components["fit"] = PostFitReward(name=cfg.fit_embedder, device=device,
-                                                   max_seeker_copy=g.max_seeker_copy,
-                                                   max_response_copy=g.max_response_copy)
+            self.components["fit"] = PostFitReward(name=cfg.fit_embedder, device=device, guard=guard)
 
     @classmethod
     def from_config(cls, cfg, device: str | None = None, **kwargs) -> "RewardStack":
         """From a whole PartnerConfig (duck-typed: .rewards, .policy.backbone, .reverse.backbone, .run_dir;
-        r_g uses the thresholds of .rewrite, the guard rewriting applies)."""
-        if cfg.rewards.w_guard and "guard" not in kwargs:
+        r_g and r_p use the thresholds of .rewrite, the guard rewriting applies)."""
+        if (cfg.rewards.w_guard or cfg.rewards.w_fit) and "guard" not in kwargs:
             from .guard import SentenceGuard
 
             kwargs["guard"] = SentenceGuard.from_config(cfg.rewrite)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from rewards.fit import PostFitReward
+from rewards.guard import SentenceGuard
 
 DOG = "My dog died last week and I can't stop crying about my dog."
 EXAM = "I failed my maths exam again and my parents are furious."
@@ -52,7 +53,8 @@ def test_copying_the_seeker_earns_nothing_and_the_mean_runs_over_new_sentences()
     reply = "Your dog was lucky to have you around."
     twice = f"{reply} Your dog was lucky to have you around always."
     assert fit([DOG, EXAM], [reply] * 2, [twice, reply]) == [0.0, 0.0]
-    assert PostFitReward(BagOfWords(), max_response_copy=0)([DOG, EXAM], [reply] * 2, [twice, reply])[0] > 0
+    no_check = PostFitReward(BagOfWords(), guard=SentenceGuard(max_response_copy=0))
+    assert no_check([DOG, EXAM], [reply] * 2, [twice, reply])[0] > 0
     one = fit([DOG, EXAM], [ORIG] * 2, [f"Your dog sounds like family. {ORIG}", ORIG])[0]
     padded = fit([DOG, EXAM], [ORIG] * 2, [f"Your dog sounds like family. I'm so sorry. {ORIG}", ORIG])[0]
     assert 0 < padded < one      # a generic sentence beside it dilutes the fit
