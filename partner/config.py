@@ -110,6 +110,9 @@ class RewriteConfig:
                                "an earlier one (greedy loops); 0 = off", 0.3)
     block_risk_terms: bool = _h("reject a generated sentence that names death, suicide or self-harm (rewards/guard.py "
                                 "RISK_TERMS): the rewriter never brings these into a response; false = off", True)
+    block_unsafe_topics: bool = _h("reject a generated sentence that names sex, alcohol or drugs, an eating-disorder "
+                                   "behaviour, a weapon or pills, or revenge (rewards/guard.py UNSAFE_TERMS); "
+                                   "false = off", True)
     guard_retries: int = _h("partner/warmstart: when the guard rejects a sentence, sample up to this many new ones "
                             "for the same position (top-p, seeded) before the window becomes a stop; 0 = stop at once",
                             0)

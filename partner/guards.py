@@ -1,6 +1,6 @@
 """Rewrite-time guards: generated sentences that must never reach a seeker.
 
-Four failure kinds, all seen in trained agents' test-split rewrites (see the PARTNER model card):
+Five failure kinds, all seen in trained agents' test-split rewrites (see the PARTNER model card):
 
 - **risk words**: the sentence names death, suicide or self-harm ("Have you tried to die?", "Have you
   tried cutting yourself?", both written by agents trained against the classifier for suicidal
@@ -8,6 +8,11 @@ Four failure kinds, all seen in trained agents' test-split rewrites (see the PAR
   never brings these words into a response on its own; whether and how to ask about suicide is the
   supporter's call under the platform's crisis protocol. A fixed word list (``rewards.guard.RISK_TERMS``),
   so it also rejects harmless uses ("I'd die for a coffee"): a rejected sentence only becomes a stop.
+- **unsafe topics**: the sentence brings in sex, alcohol or drugs, an eating-disorder behaviour, a
+  weapon or pills, or revenge ("Have you tried to starve yourself?" to a seeker whose mother told her to
+  starve, "Have you tried to get a hooker?", sexual questions of suicidal seekers: agents trained with
+  the post-fit reward, session 13, audited in session 14). The same rule as risk words, its own list
+  (``rewards.guard.UNSAFE_TERMS``) and switch (``rewrite.block_unsafe_topics``).
 - **seeker copy**: the sentence repeats the seeker's own words as the supporter's ("I'm planning on
   killing myself and ..."). The empathy classifier scores such first-person emotional statements as
   emotional reactions, so the reward stack does not punish them; the warm start learnt it and RL
@@ -25,12 +30,13 @@ A sentence at or over a threshold is rejected and the step becomes *stop* (the r
 was in that window). Tokens are lower-cased words (punctuation dropped), so "I'm sorry, I'm sorry" is
 a repetition. Sentences shorter than three words have no trigrams and always pass.
 
-The guards act on rewriting (``partner-rewrite``, ``rewrite.block_risk_terms``, ``rewrite.max_seeker_copy``,
+The guards act on rewriting (``partner-rewrite``, ``rewrite.block_risk_terms``,
+``rewrite.block_unsafe_topics``, ``rewrite.max_seeker_copy``,
 ``rewrite.max_response_copy`` and ``rewrite.max_repetition``; false or 0 switches one off). RL training sees
 the raw policy, so the logged rewards are the agent's own; with ``rewards.w_guard`` > 0 the reward
 subtracts ``w_guard`` for every new sentence the guard would reject (``rewards.guard``), so the agent
 learns not to write what rewriting would throw away. ``partner-eval rewrites`` reports the same
-four shares for any output, and the share of written sentences that are questions.
+five shares for any output, and the share of written sentences that are questions.
 
 The checks themselves (``SentenceGuard``, ``seeker_copy``, ``self_repetition``, ``words``) live in
 ``rewards.guard``, which both rewriting and the reward use; they are re-exported here.

@@ -42,6 +42,27 @@ RISK_TERMS = re.compile(
     re.IGNORECASE)
 
 
+# Topics a rewriting agent must never bring into a response on its own, like RISK_TERMS: sex, alcohol and
+# drugs, eating-disorder behaviours, weapons and pills, revenge. The session-13 agents asked "Have you tried
+# to starve yourself?" of a seeker whose mother told her to starve, "Have you tried to get a hooker?" and
+# sexual questions of suicidal seekers; the classifier scores them as explorations (models/policy_rl/README.md,
+# session 14, which also lists what this list rejects among every agent's test-split sentences).
+UNSAFE_TERMS = re.compile(
+    r"\b(?:sex|sexual(?:ly)?|sexy|hookers?|prostitut\w*|escorts?|virgins?|virginity|porn\w*|penis|dick|nudes?|"
+    r"hook(?:ing)? ?up|one[- ]night stand|"
+    r"drunk|alcohol|booze|liquor|vodka|get(?:ting)? high|drugs?|weed|marijuana|cocaine|heroin|meth|"
+    r"starv(?:e|es|ed|ing|ation)|purg(?:e|es|ed|ing)|(?:stop|stopped|skip|skipping) (?:eating|meals)|fasting|"
+    r"(?:lose|losing|lost) weight|dieting|calories|laxatives?|vomit(?:s|ed|ing)?|throw(?:ing)? up|"
+    r"guns?|shotguns?|rifles?|pistols?|firearms?|knife|knives|blades?|razors?|rope|noose|pills|"
+    r"revenge|get(?:ting)? back at)\b",
+    re.IGNORECASE)
+
+
+def unsafe_terms(sentence: str) -> list[str]:
+    """The unsafe-topic words in ``sentence`` (``UNSAFE_TERMS``), lower-cased."""
+    return [m.group(0).lower() for m in UNSAFE_TERMS.finditer(sentence)]
+
+
 def risk_terms(sentence: str) -> list[str]:
     """The words of death, suicide or self-harm in ``sentence`` (``RISK_TERMS``), lower-cased."""
     return [m.group(0).lower() for m in RISK_TERMS.finditer(sentence)]
@@ -87,17 +108,21 @@ def new_sentence_indices(original: str, rewrite: str) -> tuple[list[str], list[i
 
 @dataclass
 class SentenceGuard:
-    """Rejects a generated sentence that names death, suicide or self-harm, copies the seeker or the
-    response, or repeats itself; counts what it rejected (``check``; ``reason`` only judges)."""
+    """Rejects a generated sentence that names death, suicide or self-harm or an unsafe topic, copies the
+    seeker or the response, or repeats itself; counts what it rejected (``check``; ``reason`` only judges)."""
 
     max_seeker_copy: float = 0.5   # reject at >= this share of trigrams from the seeker post; 0 = off
     max_repetition: float = 0.3    # reject at >= this share of repeated trigrams; 0 = off
     max_response_copy: float = 0.5  # reject at >= this share of trigrams from the response's other sentences
     block_risk: bool = True        # reject a sentence with a RISK_TERMS word
+    block_unsafe: bool = True      # reject a sentence with an UNSAFE_TERMS word
     rejected: Counter = field(default_factory=Counter)
 
     def risky(self, sentence: str) -> bool:
         return self.block_risk and bool(RISK_TERMS.search(sentence))
+
+    def unsafe(self, sentence: str) -> bool:
+        return self.block_unsafe and bool(UNSAFE_TERMS.search(sentence))
 
     def copies(self, seeker: str, sentence: str) -> bool:
         return bool(self.max_seeker_copy) and seeker_copy(sentence, seeker) >= self.max_seeker_copy
@@ -111,11 +136,13 @@ class SentenceGuard:
         return bool(self.max_repetition) and self_repetition(sentence) >= self.max_repetition
 
     def reason(self, seeker: str, sentence: str, others: list[str] | None = None) -> str | None:
-        """None if the sentence may be used, else why not ("risk", "seeker_copy", "response_copy" or
-        "repetition"). ``others``: the sentences of the response it goes into, a replaced one left out.
+        """None if the sentence may be used, else why not ("risk", "unsafe_topic", "seeker_copy",
+        "response_copy" or "repetition"). ``others``: the sentences of the response it goes into, a replaced one left out.
         Counts nothing (the RL guard penalty asks it of every sampled rewrite)."""
         if self.risky(sentence):
             return "risk"
+        if self.unsafe(sentence):
+            return "unsafe_topic"
         if self.copies(seeker, sentence):
             return "seeker_copy"
         if others and self.duplicates(others, sentence):
@@ -133,12 +160,14 @@ class SentenceGuard:
 
     @property
     def active(self) -> bool:
-        return bool(self.max_seeker_copy or self.max_repetition or self.max_response_copy or self.block_risk)
+        return bool(self.max_seeker_copy or self.max_repetition or self.max_response_copy or self.block_risk
+                    or self.block_unsafe)
 
     @classmethod
     def from_config(cls, rewrite_cfg) -> "SentenceGuard":
         return cls(float(rewrite_cfg.max_seeker_copy), float(rewrite_cfg.max_repetition),
-                   float(rewrite_cfg.max_response_copy), bool(getattr(rewrite_cfg, "block_risk_terms", True)))
+                   float(rewrite_cfg.max_response_copy), bool(getattr(rewrite_cfg, "block_risk_terms", True)),
+                   bool(getattr(rewrite_cfg, "block_unsafe_topics", True)))
 
 
 class GuardPenalty:

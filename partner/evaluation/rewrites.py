@@ -143,13 +143,14 @@ def degenerate_edits(seekers: list[str], originals: list[str], edits: list[list[
     written = [(s, t, others) for s, o, es in zip(seekers, originals, edits) for t, others in replay(o, es)]
     if not written:
         return {"written_sentences": 0, "seeker_copy_rate": None, "response_copy_rate": None,
-                "repetition_rate": None, "risk_rate": None, "question_rate": None}
+                "repetition_rate": None, "risk_rate": None, "unsafe_rate": None, "question_rate": None}
     n = len(written)
     return {"written_sentences": n,
             "seeker_copy_rate": sum(g.copies(s, t) for s, t, _ in written) / n,
             "response_copy_rate": sum(g.duplicates(o, t) for _, t, o in written) / n,
             "repetition_rate": sum(g.repeats(t) for _, t, _ in written) / n,
             "risk_rate": sum(g.risky(t) for _, t, _ in written) / n,
+            "unsafe_rate": sum(g.unsafe(t) for _, t, _ in written) / n,
             "question_rate": sum(t.rstrip().endswith("?") for _, t, _ in written) / n}
 
 
@@ -367,15 +368,16 @@ def markdown(rows: list[dict], notes: dict[str, str], paired: list[dict] | None 
                     f"{by[m]['mean']:+.3f} {_ci(by[m]['ci95'])}, {by[m]['before']:.2f} → {by[m]['after']:.2f}"
                     for m in MECHANISMS) + " |")
     out += ["", "Degenerate written sentences (partner/guards.py): share of inserted or replacing sentences that "
-                "name death, suicide or self-harm (risk words), copy >= 50 % of their word trigrams from the seeker "
+                "name death, suicide or self-harm (risk words) or an unsafe topic (sex, alcohol or drugs, eating-"
+                "disorder behaviours, weapons or pills, revenge), copy >= 50 % of their word trigrams from the seeker "
                 "post, or from the response's other sentences, or repeat >= 30 % of their own; and the share that "
                 "are questions:", "",
-            "| method | sentences written | risk words | seeker copy | response copy | self-repetition | questions | "
-            "distinct sentences | most common sentence (share) |", "|---|---|---|---|---|---|---|---|---|"]
+            "| method | sentences written | risk words | unsafe topics | seeker copy | response copy | self-repetition | "
+            "questions | distinct sentences | most common sentence (share) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for lab, r in zip(labels, rows):
         top = f"{r['top_sentence']} ({_fmt(r['top_sentence_share'])})" if r.get("top_sentence") else "n/a"
         out.append(f"| {lab} | {r.get('written_sentences', 0)} | {_fmt(r.get('risk_rate'))} | "
-                   f"{_fmt(r.get('seeker_copy_rate'))} | "
+                   f"{_fmt(r.get('unsafe_rate'))} | {_fmt(r.get('seeker_copy_rate'))} | "
                    f"{_fmt(r.get('response_copy_rate'))} | {_fmt(r.get('repetition_rate'))} | "
                    f"{_fmt(r.get('question_rate'))} | {_fmt(r.get('distinct_sentence_rate'))} | {top} |")
     if paired:
