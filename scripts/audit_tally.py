@@ -1,4 +1,4 @@
-"""Tally a hand audit of rewrites and compare two agents with an exact sign test.
+"""Tally a hand audit of rewrites and compare the first agent with each other one by an exact sign test.
 
 Input: JSONL, one row per (item, agent) with "line", "agent" and "label", where the label is one of
 N (no edit), G (generic, fits), F (specific, fits), M (misfit: invented story, misplaced sympathy,
@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         n = sum(c.values())
         counts = " ".join(f"{k}{c[k]}" for k in LABELS)
         print(f"{agent}: n={n} {counts}  misfit-or-harmful {(c['M'] + c['H']) / n:.1%}  harmful {c['H'] / n:.1%}")
-    if len(agents) >= 2:
-        a, b = agents[:2]
+    a = agents[0]
+    for b in agents[1:]:   # the first agent in the file against each of the others
         both = [v for v in by_item.values() if a in v and b in v]
         wa = sum(v[a] in "MH" and v[b] not in "MH" for v in both)
         wb = sum(v[b] in "MH" and v[a] not in "MH" for v in both)
