@@ -205,9 +205,9 @@ class ZeroShotRewriter(Rewriter):
 def _guard_note(guard) -> str:
     if guard is None or not guard.active:
         return ", no sentence guard"
-    risk = "death/suicide/self-harm words, " if getattr(guard, "block_risk", False) else ""
-    risk += "unsafe topics, " if getattr(guard, "block_unsafe", False) else ""
-    return (f", sentence guard ({risk}seeker copy >= {guard.max_seeker_copy:g}, response copy >= "
+    words = ("death/suicide/self-harm words, " if getattr(guard, "block_risk", False) else "") + \
+            ("unsafe topics, " if getattr(guard, "block_unsafe", False) else "")
+    return (f", sentence guard ({words}seeker copy >= {guard.max_seeker_copy:g}, response copy >= "
             f"{guard.max_response_copy:g}, repetition >= {guard.max_repetition:g} rejected)")
 
 
