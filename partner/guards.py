@@ -11,7 +11,7 @@ Five failure kinds, all seen in trained agents' test-split rewrites (see the PAR
 - **unsafe topics**: the sentence brings in sex, alcohol or drugs, an eating-disorder behaviour, a
   weapon or pills, or revenge ("Have you tried to starve yourself?" to a seeker whose mother told her to
   starve, "Have you tried to get a hooker?", sexual questions of suicidal seekers: agents trained with
-  the post-fit reward, session 13, audited in session 14). The same rule as risk words, its own list
+  the post-fit reward, found by the hand audit in docs/experiments.md). The same rule as risk words, its own list
   (``rewards.guard.UNSAFE_TERMS``) and switch (``rewrite.block_unsafe_topics``).
 - **seeker copy**: the sentence repeats the seeker's own words as the supporter's ("I'm planning on
   killing myself and ..."). The empathy classifier scores such first-person emotional statements as

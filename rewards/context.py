@@ -3,7 +3,7 @@
 Not in the paper. A rewrite's empathy gain r_e = f_e(S, R̂) − f_e(S, R) can come from sentences
 that would raise the score under any post: "I'm so sorry to hear that.", "Have you tried talking to
 someone?". `partner-eval rewrites --context-check` measured this: scored under an unrelated seeker
-post, every rewriter we trained keeps all of its gain (models/policy_rl/README.md, session 9), and
+post, every rewriter we trained keeps all of its gain (docs/experiments.md, "question collapse"), and
 RL against r_e alone collapses onto such sentences (the 90-step H100 run, the 100-step s9a run).
 
 r_x pays only for the gain that the rewrite's own post explains. With S' another seeker post,
@@ -15,7 +15,7 @@ earns 0; one that raises it only under its own post (it answers what the seeker 
 whole gain. With the paper's r_e beside it (``w_empathy``), the total pays a post-specific gain
 ``1 + w_context`` times and a generic one once. The classifier must see context for this to work:
 the shipped one does (the probe in models/epitome/README.md), a response-only one gives r_x = 0.
-Measured in session 10 (models/policy_rl/README.md, four runs on an H100): at weights 1 and 2, r_x
+Measured on 2026-11-23 (docs/experiments.md, four runs on an H100): at weights 1 and 2, r_x
 stayed near 0 and never rose, and the agents collapsed onto generic questions as the control did.
 The shipped classifier's context sensitivity is too weak to steer a policy by, so r_x is off by
 default; it is here for a classifier that holds added sentences to the post.

@@ -10,7 +10,7 @@ once across calls, and a rewrite identical to its original (a STOP) costs nothin
 Other weights are ours, not the paper's (``rewards.empathy_weights``). The greedy agent trained on
 the plain sum gains almost only on ER, through one stock sentence ("I'm sorry to hear that."), so
 weighting IP and EX up is the obvious lever; measured with (1, 2, 2) for 50 CPU steps it lowered the
-gain (models/policy_rl/README.md, session 6), so the default stays the paper's.
+gain (docs/experiments.md, "IP and EX weighted up"), so the default stays the paper's.
 ``breakdown`` also returns each mechanism's unweighted change, for logging.
 """
 

@@ -15,13 +15,13 @@ seeker wrote earns more. Two guards keep fit honest:
 - a sentence that copies the seeker post (the sentence guard's seeker-copy check, at its
   ``max_seeker_copy``) earns 0: fit must not come from quoting the seeker back; nor does one that
   copies the response's other sentences (its ``max_response_copy``), which are close to
-  the post already (the first r_p run, session 12, wrote such copies that the guard then rejected);
+  the post already (the first r_p run, on the CPU, wrote such copies that the guard then rejected);
 - a rewrite with no new sentence (a stop, a deletion) earns 0.
 
 "New sentences" are the rewrite's sentences that are not the original's (``rewards.guard``), as for
 r_g and r_n. The two latest distinct posts are the state (``state_dict``), so a resumed run scores
-as an unbroken one. Off unless ``rewards.w_fit`` > 0; measured in models/policy_rl/README.md,
-session 12.
+as an unbroken one. Off unless ``rewards.w_fit`` > 0; measured in docs/experiments.md,
+"a post-fit reward".
 """
 
 from __future__ import annotations

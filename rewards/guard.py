@@ -10,7 +10,7 @@ when rewriting. RL without this term never sees that: the 90-step agent raised i
 from +0.91 to +1.24 while its guard rejections on the test split rose from 177 to 266, so the
 extra reward went into sentences that rewriting throws away. With ``w_guard`` > 0 each such
 sentence costs ``w_guard`` in the reward. Off by default: with weight 2 for 80 steps the guarded gain
-rose, but the agent collapsed onto "I'm sorry to hear that" (models/policy_rl/README.md, session 5).
+rose, but the agent collapsed onto "I'm sorry to hear that" (docs/experiments.md, "guard penalty and guard retries").
 
 A "new sentence" is one of the rewrite's sentences (``classifiers.text.split_sentences``) that is
 not one of the original's (counted as a multiset, so an original sentence kept twice is not new).
@@ -43,10 +43,10 @@ RISK_TERMS = re.compile(
 
 
 # Topics a rewriting agent must never bring into a response on its own, like RISK_TERMS: sex, alcohol and
-# drugs, eating-disorder behaviours, weapons and pills, revenge. The session-13 agents asked "Have you tried
+# drugs, eating-disorder behaviours, weapons and pills, revenge. The post-fit agents asked "Have you tried
 # to starve yourself?" of a seeker whose mother told her to starve, "Have you tried to get a hooker?" and
-# sexual questions of suicidal seekers; the classifier scores them as explorations (models/policy_rl/README.md,
-# session 14, which also lists what this list rejects among every agent's test-split sentences).
+# sexual questions of suicidal seekers; the classifier scores them as explorations (docs/experiments.md,
+# "a hand audit", which also lists what this list rejects among every agent's test-split sentences).
 UNSAFE_TERMS = re.compile(
     r"\b(?:sex|sexual(?:ly)?|sexy|hookers?|prostitut\w*|escorts?|virgins?|virginity|porn\w*|penis|dick|nudes?|"
     r"hook(?:ing)? ?up|one[- ]night stand|"

@@ -14,7 +14,7 @@ sentence, but only where it pays more than the penalty its popularity brings.
 ("I'm so sorry to hear that!" is "I'm so sorry to hear that."), nothing fuzzier: a reworded
 sentence is a different sentence. With ``words=k`` only a sentence's first k words are compared, so
 one opening written with ever-new endings ("Have you tried ...?", "Have you talked ...?": the
-session-9/10 agents' collapse) counts as one sentence; k = 0 compares whole sentences. A rewrite
+question collapse in docs/experiments.md) counts as one sentence; k = 0 compares whole sentences. A rewrite
 with several new sentences pays for its most common one; a stop or a deletion pays nothing.
 
 The penalty has state (the recent episodes), so it is stateful across calls: ``state_dict`` /
