@@ -4,7 +4,7 @@ Five failure kinds, all seen in trained agents' test-split rewrites (see the PAR
 
 - **risk words**: the sentence names death, suicide or self-harm ("Have you tried to die?", "Have you
   tried cutting yourself?", both written by agents trained against the classifier for suicidal
-  seekers, sessions 9 and 10). The classifier scores such a question as an exploration. A rewriter
+  seekers; docs/experiments.md). The classifier scores such a question as an exploration. A rewriter
   never brings these words into a response on its own; whether and how to ask about suicide is the
   supporter's call under the platform's crisis protocol. A fixed word list (``rewards.guard.RISK_TERMS``),
   so it also rejects harmless uses ("I'd die for a coffee"): a rejected sentence only becomes a stop.

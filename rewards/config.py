@@ -30,7 +30,7 @@ class RewardConfig:
     lambda_mi: float = _h("λ_MI: forward vs reverse log-likelihood in r_m (paper 0.5)", 0.5)
     empathy_weights: list[float] = _h("weights of ER, IP, EX in f_e behind r_e (paper: 1, 1, 1, the plain 0-6 total; "
                                       "other weights are ours: 1, 2, 2 for 50 steps lowered the gain, see "
-                                      "models/policy_rl/README.md)",
+                                      "docs/experiments.md)",
                                       factory=lambda: [1.0, 1.0, 1.0])
     empathy_mode: str = _h("argmax (paper) | expected: levels behind r_e", "argmax")
     reference_lm: str = _h("frozen LM for fluency (paper: GPT-2); empty = the policy backbone", "")

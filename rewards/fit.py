@@ -2,7 +2,7 @@
 
 Not in the paper. Every reward built on the EPITOME classifier (r_e, and r_x from the same classifier)
 is met by sentences that fit any post: "I'm so sorry to hear that.", "Have you tried talking to
-someone?". RL drifts onto them (models/policy_rl/README.md, sessions 7-12), and r_x could not pull it
+someone?". RL drifts onto them (docs/experiments.md, "Rewriting and RL"), and r_x could not pull it
 off, because the classifier's own context sensitivity is small. r_p measures fit with a sentence
 embedder instead (all-MiniLM-L6-v2 by default), which sees the topic by construction. With S' another
 seeker post of the batch (``rewards.context.unrelated_posts``: the batch's distinct posts rotated by

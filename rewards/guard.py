@@ -33,7 +33,7 @@ _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 
 # Words of death, suicide and self-harm. A rewriting agent must never bring them into a response on
 # its own: agents trained against the classifier asked "Have you tried to die?" and "Have you tried
-# cutting yourself?" of suicidal seekers (models/policy_rl/README.md, sessions 9 and 10). Asking about
+# cutting yourself?" of suicidal seekers (docs/experiments.md, "a post-specificity reward"). Asking about
 # suicide is the supporter's call, under the platform's crisis protocol, not the rewriter's.
 RISK_TERMS = re.compile(
     r"\b(?:die|dies|died|dying|death|dead|kill|kills|killing|killed|suicide|suicidal|overdos(?:e|ed|ing)|"

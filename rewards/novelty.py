@@ -3,7 +3,7 @@
 Not in the paper. RL against an EPITOME classifier finds its cheapest cue and writes it
 everywhere: the 90-step H100 run (``configs/gpu.yaml``) put "I'm so sorry to hear that." into 90 %
 of its edits, and that one fixed sentence alone gains as much as the agent (``partner-eval stock``;
-models/policy_rl/README.md). No per-sample term sees this, because each rewrite on its own is fine.
+docs/experiments.md). No per-sample term sees this, because each rewrite on its own is fine.
 r_n looks across episodes: a rewrite's new sentence costs the share of the last ``window`` episodes
 (the current batch included) that also wrote it. A sentence every episode writes costs 1 (times
 ``w_novelty``); one written once in 256 episodes costs 0.004. So RL can still use a good stock
