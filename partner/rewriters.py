@@ -256,6 +256,11 @@ class PolicyRewriter(Rewriter):
                 f"--method {method} is not available yet: no trained policy at {path}. Train one "
                 f"(partner-train warmstart / rl) and pass --model, or use a baseline: "
                 f"--method identity|template|retrieval|zeroshot")
+        if not (path / "policy_config.json").is_file():
+            raise MethodUnavailable(
+                f"--method {method}: {path} is not a policy folder of this toolkit: it has no policy_config.json "
+                "(the metadata partner-train warmstart / rl write beside the trained position head). A plain "
+                "language model goes with --method zeroshot --model FOLDER")
         policy_cfg = _trained_context(path, policy_cfg)
         if candidates < 1:
             raise ValueError(f"rewrite.candidates must be at least 1, got {candidates}")

@@ -266,3 +266,50 @@ def test_batch_size_below_one_is_refused_before_loading(tmp_path, n, monkeypatch
     assert "--batch-size" in capsys.readouterr().err
     assert score_cli.main([str(inp), "-o", str(tmp_path / "o.jsonl"), "--batch-size", n]) == 2
     assert "--batch-size" in capsys.readouterr().err
+
+
+# 4. models load with trust_remote_code=False: a folder's own Python never runs
+
+
+def _custom_code_folder(tmp_path):
+    folder = tmp_path / "custom"
+    folder.mkdir()
+    marker = tmp_path / "ran"
+    code = f"open({str(marker)!r}, 'w').write('ran')\nfrom transformers import PretrainedConfig\n" \
+           "class MyConfig(PretrainedConfig):\n    model_type = 'my-custom'\n"
+    (folder / "my_code.py").write_text(code)
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "my-custom", "auto_map": {"AutoConfig": "my_code.MyConfig",
+                                                "AutoModel": "my_code.MyModel",
+                                                "AutoModelForCausalLM": "my_code.MyModel"}}))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"auto_map": {"AutoTokenizer": ["my_code.MyTok", None]}}))
+    return folder, marker
+
+
+@pytest.mark.parametrize("loader", ["load_tokenizer", "load_causal_lm", "load_encoder"])
+def test_a_model_folder_with_custom_code_is_never_run(tmp_path, monkeypatch, loader):
+    from classifiers import registry
+
+    folder, marker = _custom_code_folder(tmp_path)
+    monkeypatch.setattr("builtins.input", lambda *a, **k: "y")  # a user who answers yes to the prompt
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True, raising=False)
+    with pytest.raises(registry.ModelResolutionError, match="never runs a model folder's code"):
+        getattr(registry, loader)(str(folder))
+    assert not marker.exists()
+
+
+# 5. a policy folder without the toolkit's own metadata is refused
+
+
+def test_a_plain_language_model_folder_is_not_a_policy(tmp_path, capsys, monkeypatch):
+    inp, folder = tmp_path / "in.jsonl", tmp_path / "lm"
+    _write(inp, [_rec(1)])
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    monkeypatch.setattr("partner.policy.PartnerPolicy.load",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded it")))
+    for method in ("partner", "warmstart"):
+        assert rewrite_cli.main([str(inp), "-o", str(tmp_path / "o.jsonl"), "--method", method, "--model",
+                                 str(folder), "--scorer", "none"]) == 2
+        err = capsys.readouterr().err
+        assert "policy_config.json" in err and str(folder) in err and "zeroshot" in err
