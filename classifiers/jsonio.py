@@ -108,7 +108,7 @@ def _parse(path: Path, n: int, raw: bytes) -> tuple[dict[str, Any] | None, DataE
         # strict=False: a raw control character (a lone CR) inside a string is read as itself
         obj = json.loads(text, strict=False, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
-        return None, DataError(path, n, None, f"not valid JSON ({exc.msg} at column {exc.colno})")
+        return None, DataError(path, n, None, f"not valid JSON (column {exc.colno}: {exc.msg})")
     except ValueError as exc:
         return None, DataError(path, n, None, str(exc))
     if not isinstance(obj, dict):
