@@ -313,3 +313,12 @@ def test_a_plain_language_model_folder_is_not_a_policy(tmp_path, capsys, monkeyp
                                  str(folder), "--scorer", "none"]) == 2
         err = capsys.readouterr().err
         assert "policy_config.json" in err and str(folder) in err and "zeroshot" in err
+
+
+def test_stock_baseline_refuses_a_batch_size_below_one(tmp_path, capsys):
+    from partner.cli import evaluate
+
+    inp = tmp_path / "in.jsonl"
+    _write(inp, [_rec(1)])
+    assert evaluate.main(["stock", str(inp), "--batch-size", "0", "--model", str(tmp_path / "none")]) == 2
+    assert "--batch-size must be at least 1" in capsys.readouterr().err
