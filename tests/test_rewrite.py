@@ -261,13 +261,19 @@ def test_policy_methods_through_the_cli(tmp_path, tiny_policy, monkeypatch):
     scorer = FakeScorer()
     monkeypatch.setattr(rw, "load_scorer", lambda spec="", device=None: scorer)
     inp = tmp_path / "in.jsonl"
-    write_jsonl(inp, ODD[:1] + [{"id": "3", "seeker_post": "I feel alone.", "response_post": "One. Two. Three."}])
+    multi = "Oh no.\n\nHere is what helped me:\n- walking\n- sleep\n\nTake care"
+    write_jsonl(inp, ODD[:1] + [{"id": "3", "seeker_post": "I feel alone.", "response_post": "One. Two. Three."},
+                                {"id": "4", "seeker_post": "I feel alone.", "response_post": multi}])
     out = tmp_path / "cli.jsonl"
     assert cli.main([str(inp), "-o", str(out), "--method", "partner", "--model", str(tiny_policy),
                      "--decoding", "sample", "--seed", "1"] + POLICY_SETS) == 0
     got = read_jsonl(out)
-    assert [g["method"] for g in got] == ["partner"] * 2 and any(g["edits"] for g in got)
+    assert [g["method"] for g in got] == ["partner"] * 3 and any(g["edits"] for g in got)
     for g in got:
+        # the text outside the edited sentences is the original's, newlines and ':' included
+        assert rewriters.apply_edits(g["response_post"], g["edits"]) == g["rewritten_response"]
+        if not any(e["action"] == "replace" for e in g["edits"]):
+            assert g["rewritten_response"].count("\n") == g["response_post"].count("\n")
         assert set(g["empathy"]) == {"before", "after"}
         for e in g["edits"]:
             assert set(e) == {"action", "position", "sentence"} and e["action"] in ("insert", "replace")
