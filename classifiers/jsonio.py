@@ -186,11 +186,12 @@ def completed_prefix(out_path: str | os.PathLike, rows: list[Row], run_sha: str 
             raise DataError(path, n, "id", f"existing output has id {got!r} where the input has {want!r}: it "
                             f"belongs to another input{again}")
         if "_input_sha" not in obj or "_run_sha" not in obj:
-            raise DataError(path, n, "_input_sha", f"existing output line carries no _input_sha/_run_sha, so it cannot "
-                            f"be checked against the input (it was not written by a resumable run of this toolkit){again}")
+            raise DataError(path, n, "_input_sha", "existing output line carries no _input_sha/_run_sha, so it "
+                            "cannot be checked against the input (not written by a resumable run of this toolkit)"
+                            + again)
         if obj["_input_sha"] != row.sha:
-            raise DataError(path, n, "_input_sha", f"existing output line was made from a different input line "
-                            f"{row.line} (the input changed, or lines were inserted or removed){again}")
+            raise DataError(path, n, "_input_sha", f"existing output line does not match input line {row.line} "
+                            f"(the input changed, or lines were inserted or removed){again}")
         if run_sha is not None and obj["_run_sha"] != run_sha:
             raise DataError(path, n, "_run_sha", f"existing output line was made by another method or config "
                             f"(another command, --method, --model or --set){again}")
@@ -203,7 +204,7 @@ def check_output(in_path: str | os.PathLike, out_path: str | os.PathLike) -> Non
     """Refuse an output that is the input (same path, hard link or symlink), a folder, under a file,
     or not writable: before any model loads, so a bad -o fails in a second, not after the load."""
     src, out = Path(in_path), Path(out_path)
-    if out.exists() and src.exists() and os.path.samefile(src, out) or out.resolve() == src.resolve():
+    if (out.exists() and src.exists() and os.path.samefile(src, out)) or out.resolve() == src.resolve():
         raise UsageError(f"{out} is the input file {src} (same file, hard link or symlink); choose another -o")
     if out.is_dir():
         raise UsageError(f"{out} is a folder; -o takes a file name")

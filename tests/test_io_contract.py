@@ -91,7 +91,7 @@ def test_resume_refuses_an_inserted_line_without_ids(tmp_path):
     process_jsonl(inp, out, _upper)
     out.write_text("".join(out.read_text().splitlines(keepends=True)[:2]))  # an interrupted run
     _write(inp, [{"seeker_post": "s", "response_post": "new"}] + rows)
-    with pytest.raises(DataError, match="line 1.*different input line"):
+    with pytest.raises(DataError, match="line 1.*does not match input line 1"):
         process_jsonl(inp, out, _upper)
 
 
@@ -100,7 +100,7 @@ def test_resume_refuses_the_same_id_with_changed_text(tmp_path):
     _write(inp, [_rec(1), _rec(2)])
     process_jsonl(inp, out, _upper)
     _write(inp, [_rec(1, "changed"), _rec(2), _rec(3)])
-    with pytest.raises(DataError, match="different input line"):
+    with pytest.raises(DataError, match="does not match input line 1"):
         process_jsonl(inp, out, _upper)
 
 
