@@ -8,6 +8,9 @@ EPITOME pair is a test pair once. A model trained on the fixed split (``folds: 0
 of 10, which is that split. The majority-class and tf-idf baselines are refitted on each fold's
 training part and joined the same way.
 
+The micromodels baseline (seed 001, ``classifiers.micromodels``) is refitted on each fold's training
+part too, its rationale thresholds on the fold's dev part, and is reported with rationale metrics.
+
 Reported per mechanism: the pooled metrics (every fold's test predictions together), the mean ± sd
 of the per-fold metrics, the pooled F1 of each level with its number of gold pairs, and each fold's
 macro-F1. Two more rows per model re-decide its levels with what is fitted on each fold's dev part
@@ -26,12 +29,14 @@ from classifiers.provenance import git_commit
 
 from .classifier import (
     MECHANISMS,
+    MICROMODELS,
     PAPER,
     _cell,
     aggregate,
     group_label,
     load_config,
     metrics_of,
+    micromodel_preds,
     model_dirs,
     predict_model,
     write_report,
@@ -111,12 +116,15 @@ def calibrated(preds: dict, dev_preds: dict) -> tuple[dict, dict]:
     return out, biases
 
 
-def run_cv(models: list[tuple[str, object]], data_path, predict=predict_model, calibrate: bool = True) -> dict:
+def run_cv(models: list[tuple[str, object]], data_path, predict=predict_model, calibrate: bool = True,
+           micromodels: bool = True, embedder=None) -> dict:
     """``models``: (path, scorer) pairs of one recipe, one per fold. Returns the report dict.
 
     With ``calibrate``, each fold's model is also scored on its dev fold, and two post-hoc decisions
     are fitted there (``classifiers.calibration``) and applied to its test fold: level biases, and a
     mixture with the tf-idf + LR baseline's probabilities. Two more rows.
+    With ``micromodels``, the micromodels baseline is refitted on each fold (thresholds on its dev part)
+    and reported with rationale metrics, as the model is.
     """
     from classifiers.corpora import grouped_split, load_epitome
     from classifiers.epitome_metrics import tfidf_probs
@@ -145,7 +153,7 @@ def run_cv(models: list[tuple[str, object]], data_path, predict=predict_model, c
                     len(by_fold), k)
 
     pairs, _ = load_epitome(data_path)
-    model_parts, cal_parts, mix_parts, base_parts, folds = [], [], [], {}, []
+    model_parts, cal_parts, mix_parts, base_parts, folds, mm_parts = [], [], [], {}, [], []
     for i in sorted(by_fold):
         path, scorer = by_fold[i]
         splits = grouped_split(pairs, lambda p: p.sp_id, split_seed, folds=k, fold=i)
@@ -157,6 +165,11 @@ def run_cv(models: list[tuple[str, object]], data_path, predict=predict_model, c
         for name, bp in baseline_preds(splits["train"], test, tf_test).items():
             base_parts.setdefault(name, []).append(bp)
         fold = {"fold": i, "model": path, "test_pairs": len(test), "metrics": metrics_of(preds)}
+        if micromodels:
+            mm, fold["micromodels"] = micromodel_preds(splits["train"], splits["dev"], test, embedder=embedder)
+            if mm is not None:
+                mm_parts.append(mm)
+                fold["micromodels"]["metrics"] = metrics_of(mm)
         if calibrate:
             dev_preds = predict(scorer, splits["dev"])
             cal, fold["level_bias"] = calibrated(preds, dev_preds)
@@ -184,6 +197,11 @@ def run_cv(models: list[tuple[str, object]], data_path, predict=predict_model, c
             "metrics": metrics_of(mix), "level_f1": level_f1(mix)}
         rows[f"{label}, mixed with tf-idf + LR (dev-fitted weight): mean ± sd of folds"] = {
             "metrics": aggregate([f["metrics_mixed"] for f in folds])}
+    if mm_parts and len(mm_parts) == len(folds):
+        mm = join(mm_parts)
+        rows[f"{MICROMODELS}: pooled over folds"] = {"metrics": metrics_of(mm), "level_f1": level_f1(mm)}
+        rows[f"{MICROMODELS}: mean ± sd of folds"] = {
+            "metrics": aggregate([f["micromodels"]["metrics"] for f in folds])}
     for name, parts in base_parts.items():
         bp = join(parts)
         rows[f"{name}: pooled over folds"] = {"metrics": level_only(bp), "level_f1": level_f1(bp)}
@@ -203,16 +221,18 @@ def markdown(report: dict) -> str:
              "joins every fold's test predictions, \"mean ± sd\" is over the per-fold figures. Baselines are "
              "refitted on each fold's training part.", ""]
     for m in MECHANISMS:
-        lines += [f"## {m}", "", "| model | accuracy | macro-F1 | MCC | T-F1 | IOU-F1 |", "|---|---|---|---|---|---|"]
+        lines += [f"## {m}", "", "| model | accuracy | macro-F1 | MCC | T-F1 | IOU-F1 | T-F1 (released conv.) | "
+                                 "IOU-F1 (released conv.) |", "|---|---|---|---|---|---|---|---|"]
         for name, row in report["rows"].items():
             r = row["metrics"].get(m)
             if r is None:
                 continue
             lines.append(f"| {name} | {_cell(r['accuracy'])} | {_cell(r['macro_f1'])} | {_cell(r['mcc'])} | "
-                         f"{_cell(r.get('t_f1'))} | {_cell(r.get('iou_f1'))} |")
+                         f"{_cell(r.get('t_f1'))} | {_cell(r.get('iou_f1'))} | {_cell(r.get('t_f1_released'))} | "
+                         f"{_cell(r.get('iou_f1_released'))} |")
         acc, f1 = PAPER[m]
         lines += [f"| EPITOME paper, Reddit (one random 75:5:20 split, RoBERTa + TalkLife DAPT) | {acc:.2f} | "
-                  f"{f1:.2f} | | | |", ""]
+                  f"{f1:.2f} | | | | | |", ""]
     lines += ["## F1 of each level, pooled over folds (gold pairs in brackets)", "",
               "| model | " + " | ".join(f"{m} {lv}" for m in MECHANISMS for lv in (0, 1, 2)) + " |",
               "|---|" + "---|" * 9]
