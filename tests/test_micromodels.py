@@ -192,7 +192,8 @@ def test_cv_report_has_a_micromodels_row_with_rationale_metrics(data_dir, monkey
 
     def fake(train, dev, test, seed=0, embedder=None):
         preds = {m: {"gold": [p.levels[m] for p in test], "pred": [p.levels[m] for p in test],
-                     "gmask": [[1, 0]] * len(test), "pmask": [[1, 0]] * len(test), "probs": [[1, 0, 0]] * len(test)}
+                     "gmask": [[int(p.levels[m] > 0), 0] for p in test], "pmask": [[1, 0]] * len(test),
+                     "probs": [[1, 0, 0]] * len(test)}
                  for m in ("ER", "IP", "EX")}
         return preds, {"thresholds": {"ER": 0.7}, "seed_utterances": {"ER": len(train)}}
 
