@@ -37,7 +37,7 @@ from .epitome_metrics import MECHANISMS
 log = logging.getLogger(__name__)
 
 FORMAT = "partner-micromodels/1"
-THRESHOLDS = tuple(round(0.40 + 0.05 * i, 2) for i in range(12))  # 0.40 .. 0.95, paper's 0.7 inside
+THRESHOLDS = tuple(round(0.20 + 0.05 * i, 2) for i in range(16))  # 0.20 .. 0.95, paper's 0.7 inside
 PAPER_THRESHOLD = 0.7
 # The token grid rationale metrics are computed on: the shipped classifier's (models/epitome/config.json:
 # backbone minilm, max_len 64), so micromodels and the shipped model are scored on the same tokens.

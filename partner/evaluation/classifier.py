@@ -185,7 +185,8 @@ def markdown(report: dict) -> str:
              "macro-F1 and accuracy pooled over the test set; MCC: level > 0 vs 0.", ""]
     mm = report["rows"].get(MICROMODELS)
     if mm:
-        lines += [f"{MICROMODELS}: seed utterances per mechanism {mm['seed_utterances']}, rationale thresholds picked on the dev split "
+        lines += [f"{MICROMODELS}: seed utterances per mechanism {mm['seed_utterances']}, rationale thresholds "
+                  f"picked on the dev split "
                   f"{mm['thresholds']} (seed 001 used 0.7); it never reads the seeker post.", ""]
     for m in MECHANISMS:
         lines += [f"## {m}", "",

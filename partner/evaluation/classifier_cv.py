@@ -213,6 +213,44 @@ def run_cv(models: list[tuple[str, object]], data_path, predict=predict_model, c
             "test_pairs": sum(f["test_pairs"] for f in folds), "rows": rows, "per_fold": folds}
 
 
+def run_baselines_cv(data_path, folds: int = 10, split_seed: int = 13, embedder=None) -> dict:
+    """The baselines alone over ``folds`` folds (``--cv --model none``): majority class, tf-idf + LR and
+    micromodels, each refitted on every fold's training part, in the report shape of ``run_cv``."""
+    from classifiers.corpora import check_fold, grouped_split, load_epitome
+    from classifiers.epitome_metrics import tfidf_probs
+
+    check_fold(folds, 0)
+    pairs, _ = load_epitome(data_path)
+    base_parts, mm_parts, per_fold = {}, [], []
+    for i in range(folds):
+        splits = grouped_split(pairs, lambda p: p.sp_id, split_seed, folds=folds, fold=i)
+        test = splits["test"]
+        log.info("fold %d of %d: baselines on %d test pairs", i, folds, len(test))
+        (tf_test,) = tfidf_probs(splits["train"], [test])
+        for name, bp in baseline_preds(splits["train"], test, tf_test).items():
+            base_parts.setdefault(name, []).append(bp)
+        mm, info = micromodel_preds(splits["train"], splits["dev"], test, embedder=embedder)
+        fold = {"fold": i, "model": MICROMODELS, "test_pairs": len(test), "micromodels": info}
+        if mm is not None:
+            mm_parts.append(mm)
+            fold["metrics"] = info["metrics"] = metrics_of(mm)
+        per_fold.append(fold)
+    rows = {}
+    if len(mm_parts) == folds:
+        pooled = join(mm_parts)
+        rows[f"{MICROMODELS}: pooled over folds"] = {"metrics": metrics_of(pooled), "level_f1": level_f1(pooled)}
+        rows[f"{MICROMODELS}: mean ± sd of folds"] = {"metrics": aggregate([f["metrics"] for f in per_fold])}
+    for name, parts in base_parts.items():
+        bp = join(parts)
+        rows[f"{name}: pooled over folds"] = {"metrics": level_only(bp), "level_f1": level_f1(bp)}
+        rows[f"{name}: mean ± sd of folds"] = {"metrics": aggregate([level_only(p) for p in parts])}
+    for row in rows.values():
+        row["metrics"] = {m: {key: v if isinstance(v, dict) else {"mean": v, "sd": None} for key, v in r.items()}
+                          for m, r in row["metrics"].items()}
+    return {"commit": git_commit(), "split_seed": split_seed, "folds": folds, "folds_present": list(range(folds)),
+            "test_pairs": sum(f["test_pairs"] for f in per_fold), "rows": rows, "per_fold": per_fold}
+
+
 def markdown(report: dict) -> str:
     k = report["folds"]
     lines = [f"# EPITOME classifier: {k}-fold grouped cross-validation ({len(report['folds_present'])} of {k} "
@@ -248,6 +286,8 @@ def markdown(report: dict) -> str:
               "| fold | model | test pairs | ER | IP | EX | biases ER / IP / EX | weights ER / IP / EX |",
               "|---|---|---|---|---|---|---|---|"]
     for f in report["per_fold"]:
+        if "metrics" not in f:
+            continue
         cells = []
         for m in MECHANISMS:
             c = f"{100 * f['metrics'][m]['macro_f1']:.2f}"
@@ -261,6 +301,14 @@ def markdown(report: dict) -> str:
         weights = " / ".join(f"{f['tfidf_mix'][m]['weight']:g}" for m in MECHANISMS) if "tfidf_mix" in f else ""
         lines.append(f"| {f['fold']} | {f['model']} | {f['test_pairs']} | " + " | ".join(cells)
                      + f" | {bias} | {weights} |")
+    with_mm = [f for f in report["per_fold"] if f.get("micromodels", {}).get("thresholds")]
+    if with_mm:
+        lines += ["", f"## {MICROMODELS}: rationale thresholds picked on each fold's dev part (seed 001: 0.7)", "",
+                  "| fold | ER | IP | EX | seed utterances ER / IP / EX |", "|---|---|---|---|---|"]
+        for f in with_mm:
+            t, n = f["micromodels"]["thresholds"], f["micromodels"]["seed_utterances"]
+            lines.append(f"| {f['fold']} | " + " | ".join(f"{t[m]:.2f}" for m in MECHANISMS) + " | "
+                         + " / ".join(str(n[m]) for m in MECHANISMS) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -268,6 +316,9 @@ def main(args) -> int:
     from classifiers.scorer import EmpathyScorer
 
     cfg = load_config(args)
+    if args.model == "none":  # the baselines alone, over classifier.folds (default 10) folds
+        report = run_baselines_cv(cfg.data_path(), cfg.classifier.folds or 10, cfg.classifier.split_seed)
+        return write_report(args, cfg, report, markdown(report), "classifier-cv")
     models = [(str(d), EmpathyScorer.load(str(d))) for d in model_dirs(args.model)]
     report = run_cv(models, cfg.data_path())
     return write_report(args, cfg, report, markdown(report), "classifier-cv")
