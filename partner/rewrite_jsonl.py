@@ -25,9 +25,18 @@ class ScorerUnavailable(RuntimeError):
 
 
 def load_scorer(spec: str = "", device=None):
-    """EmpathyScorer for ``spec`` ("" = the shipped models/epitome, a folder, or "none" -> None)."""
+    """EmpathyScorer for ``spec`` ("" = the shipped models/epitome, a folder, or "none" -> None);
+    "micromodels" or a micromodels folder gives the context-free micromodels baseline (same ``score`` API)."""
     if spec == "none":
         return None
+    from classifiers.micromodels import SHIPPED as MICROMODELS
+    from classifiers.micromodels import MicromodelScorer, is_micromodels_folder
+
+    if spec == "micromodels" or (spec and is_micromodels_folder(spec)):
+        path = MICROMODELS if spec == "micromodels" else Path(spec)
+        if not (path / "config.json").exists():
+            raise ScorerUnavailable(f"no micromodels at {path} (fit them with `partner-train micromodels`)")
+        return MicromodelScorer.load(path)
     try:
         from classifiers.scorer import EmpathyScorer
     except ImportError as exc:

@@ -51,7 +51,8 @@ def _oracle(wrong_ip_level1: bool):
 
 def test_cv_pools_every_pair_once_and_reports_per_level_f1(data_dir):
     models = [(f"f{i}", _scorer(folds=3, fold=i)) for i in range(3)]
-    report = cross_validation.run_cv(models, data_dir, predict=_oracle(wrong_ip_level1=True))
+    report = cross_validation.run_cv(models, data_dir, predict=_oracle(wrong_ip_level1=True),
+                                   micromodels=False)  # its own test: test_micromodels.py
     pairs, _ = corpora.load_epitome(data_dir)
     assert report["test_pairs"] == len(pairs) and report["folds_present"] == [0, 1, 2]
     name = next(k for k in report["rows"] if k.endswith("pooled over folds") and "EPITOME" in k)
@@ -75,16 +76,16 @@ def test_cv_pools_every_pair_once_and_reports_per_level_f1(data_dir):
 def test_cv_refuses_mixed_recipes_and_duplicate_folds(data_dir, caplog):
     with pytest.raises(ValueError, match="both trained with fold 1"):
         cross_validation.run_cv([("a", _scorer(folds=3, fold=1)), ("b", _scorer(folds=3, fold=1, seed=7))], data_dir,
-                             predict=_oracle(False))
+                             predict=_oracle(False), micromodels=False)
     with pytest.raises(ValueError, match="more than the seed and the fold"):
         cross_validation.run_cv([("a", _scorer(folds=3, fold=0)), ("b", _scorer(folds=3, fold=1, context_margin=0.5))],
-                             data_dir, predict=_oracle(False))
+                             data_dir, predict=_oracle(False), micromodels=False)
     with pytest.raises(ValueError, match="different numbers of folds"):
         cross_validation.run_cv([("a", _scorer(folds=3, fold=0)), ("b", _scorer(folds=4, fold=1))], data_dir,
-                             predict=_oracle(False))
+                             predict=_oracle(False), micromodels=False)
     # the fixed split counts as fold 9 of 10; a missing fold is reported, not hidden
     report = cross_validation.run_cv([("fixed", _scorer()), ("f0", _scorer(folds=10, fold=0))], data_dir,
-                                  predict=_oracle(False))
+                                  predict=_oracle(False), micromodels=False)
     assert report["folds_present"] == [0, 9] and report["folds"] == 10
     assert "folds [1, 2, 3, 4, 5, 6, 7, 8] of 10 have no model" in caplog.text
 

@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare every other file with this one, input by input (default: the last file)")
     r.add_argument("--scorer", default=None, metavar="CLASSIFIER",
                    help="re-score every file's empathy with this classifier folder instead of reading the files' "
-                        "own scores (a held-out judge: one the rewriter never trained or reranked against)")
+                        "own scores (a held-out judge: one the rewriter never trained or reranked against); "
+                        "'micromodels' = the shipped micromodels baseline, a judge that never reads the seeker post")
     r.add_argument("--context-check", action="store_true",
                    help="also score every original and rewrite under an unrelated seeker post: how much of the "
                         "empathy gain does not depend on the post (two more classifier passes per file; four when the "

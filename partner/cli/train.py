@@ -22,7 +22,9 @@ STAGES = {
     "reverse": ("partner.stages.reverse", "Reward stack"),
     "warmstart": ("partner.stages.warmstart", "PARTNER policy, sentence-level edits and the supervised warm start"),
     "rl": ("partner.stages.rl", "RL training"),
+    "micromodels": ("partner.stages.micromodels", "micromodels baseline"),
 }
+OUT_OF_PIPELINE = {"micromodels"}  # baselines: run only when named
 
 
 # stage -> the config sections (or keys) it reads, for `partner-train STAGE --help`
@@ -93,7 +95,7 @@ def _main(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config or DEFAULT_CONFIG, args.overrides)
     stage = args.stage or args.stage_opt
-    for name in ([stage] if stage else list(STAGES)):
+    for name in ([stage] if stage else [s for s in STAGES if s not in OUT_OF_PIPELINE]):
         mod = _stage_module(name)
         if mod is None:
             status = not_implemented(f"partner-train {name}", STAGES[name][1])

@@ -14,7 +14,8 @@ Empathy comes from the files' own ``empathy`` before/after scores; files written
 ``--scorer none`` are scored here with the shipped classifier if it exists. ``--scorer FOLDER``
 re-scores every file with that classifier instead: a held-out judge for rewriters that trained or
 reranked against the shipped one (the gain they show under their own classifier can be partly
-selection against it). Metrics whose model is
+selection against it). ``--scorer micromodels`` (the shipped ``models/micromodels``, or any folder
+``partner-train micromodels`` wrote) is a judge that cannot see the seeker post at all (seed 001). Metrics whose model is
 missing (classifier, coherence model) are reported as n/a with the reason, never guessed.
 
 Writes ``rewrites.json``, ``rewrites.md``, ``empathy_by_level.png`` and ``edits_by_level.png`` into
@@ -488,7 +489,7 @@ def main(args) -> int:
     models = Models(cfg)
     clash = 0
     if judge:
-        if not Path(judge).is_dir():
+        if judge != "micromodels" and not Path(judge).is_dir():
             raise FileNotFoundError(f"--scorer {judge}: no classifier folder there")
         cfg.rewrite.scorer = judge
         if models.empathy() is None:
