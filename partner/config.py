@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import configuration
 from classifiers.config import CoherenceConfig, EpitomeConfig, ReverseConfig
+from core import configuration
 from core.configuration import option as _h
+from core.corpora import default_data_dir
 from rewards.config import RewardConfig
 
 
@@ -134,8 +135,6 @@ class PartnerConfig:
     rewrite: RewriteConfig = _h("rewriting and baselines", factory=RewriteConfig)
 
     def data_path(self) -> Path:
-        from core.corpora import default_data_dir
-
         return Path(self.data_dir) if self.data_dir else default_data_dir()
 
 

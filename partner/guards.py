@@ -45,21 +45,3 @@ The checks themselves (``SentenceGuard``, ``seeker_copy``, ``self_repetition``, 
 from __future__ import annotations
 
 from rewards.sentence_guard import SentenceGuard, seeker_copy, self_repetition, words  # noqa: F401 (re-exported)
-
-
-def other_sentences(sentences: list[str], replaced: int | None = None) -> list[str]:
-    """The sentences a new one goes in beside: all of them, less the one it replaces (if any)."""
-    return [s for i, s in enumerate(sentences) if i != replaced]
-
-
-def replay(response: str, edits: list[dict]):
-    """(sentence, the response's other sentences when it was written) for every written sentence of a
-    partner-rewrite ``edits`` list, replaying the edits in order (``partner.rewriters.apply_edit``)."""
-    from core.text import split_sentences
-    from partner.rewriters import apply_edit
-
-    sents = split_sentences(response)
-    for e in edits:
-        if e.get("sentence"):
-            yield e["sentence"], other_sentences(sents, int(e["position"]) if e["action"] == "replace" else None)
-        apply_edit(sents, e)

@@ -17,6 +17,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from classifiers.scorer import EmpathyScorer
+from core.jsonio import process_jsonl
+from partner.config import SHIPPED_MODELS
+
 log = logging.getLogger(__name__)
 
 
@@ -28,14 +32,6 @@ def load_scorer(spec: str = "", device=None):
     """EmpathyScorer for ``spec`` ("" = the shipped models/epitome, a folder, or "none" -> None)."""
     if spec == "none":
         return None
-    try:
-        from classifiers.scorer import EmpathyScorer
-    except ImportError as exc:
-        raise ScorerUnavailable(
-            f"the empathy classifier is not available yet ({exc}); pass --scorer none to rewrite without "
-            "the before/after empathy scores") from exc
-    from partner.config import SHIPPED_MODELS
-
     path = Path(spec) if spec else SHIPPED_MODELS / "epitome"
     if not path.exists():
         raise ScorerUnavailable(
@@ -77,7 +73,5 @@ def rewrite_records(records: list[dict], rewriter, scorer=None, seed: int = 0,
 def rewrite_file(in_path, out_path, rewriter, scorer=None, batch_size: int = 16, seed: int = 0,
                  overwrite: bool = False):
     """Rewrite a JSONL file resumably (see module doc); returns core.jsonio.RunStats."""
-    from core.jsonio import process_jsonl
-
     return process_jsonl(in_path, out_path, lambda recs: rewrite_records(recs, rewriter, scorer, seed),
                          batch_size=batch_size, overwrite=overwrite, desc=f"rewrite ({rewriter.name})")

@@ -16,7 +16,7 @@ gain (models/policy_rl/README.md, session 6), so the default stays the paper's.
 
 from __future__ import annotations
 
-from classifiers.scorer import MECHANISMS
+from classifiers.scorer import EmpathyScorer, MECHANISMS
 
 from .cache import LRUCache
 from .edit import check_batch
@@ -48,8 +48,6 @@ class EmpathyReward:
     @property
     def scorer(self):
         if self._scorer is None:
-            from classifiers.scorer import EmpathyScorer
-
             self._scorer = EmpathyScorer.load(self.path, device=self.device)
         return self._scorer
 

@@ -26,9 +26,11 @@ session 12.
 
 from __future__ import annotations
 
+from core.registry import load_sentence_embedder
+
 from .context import OwnMinusUnrelated
 from .edit import check_batch
-from .sentence_guard import SentenceGuard, new_sentence_indices
+from .sentence_guard import new_sentence_indices, SentenceGuard
 
 
 class PostFitReward(OwnMinusUnrelated):
@@ -49,8 +51,6 @@ class PostFitReward(OwnMinusUnrelated):
     @property
     def embedder(self):
         if self._embedder is None:
-            from core.registry import load_sentence_embedder
-
             self._embedder = load_sentence_embedder(self.embedder_name, self.device)
         return self._embedder
 

@@ -12,6 +12,8 @@ reverse ``Reply: R̂\\nPost: S``).
 
 from __future__ import annotations
 
+from classifiers.reverse import encode_conditional, FORWARD_LABELS, REVERSE_LABELS
+
 from .cache import LRUCache
 from .edit import check_batch
 
@@ -35,16 +37,12 @@ class MutualInformationReward:
         self._rev_cache = LRUCache(cache_size)
 
     def _forward(self, keys):
-        from classifiers.reverse import FORWARD_LABELS, encode_conditional
-
         tok = self.forward_lm.tok
         enc = [encode_conditional(tok, s, r, FORWARD_LABELS, self.max_seeker_tokens, self.max_response_tokens)
                for s, r in keys]
         return [s / n for s, n in self.forward_lm.target_logprobs(enc, adapter=False, batch_size=self.batch_size)]
 
     def _reverse(self, keys):
-        from classifiers.reverse import REVERSE_LABELS, encode_conditional
-
         tok = self.reverse_lm.tok
         enc = [encode_conditional(tok, r, s, REVERSE_LABELS, self.max_response_tokens, self.max_seeker_tokens)
                for s, r in keys]

@@ -23,8 +23,20 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from classifiers.reverse import default_path
+
+from .coherence import CoherenceReward
 from .config import RewardConfig
+from .context import ContextReward
 from .edit import check_batch
+from .empathy import EmpathyReward
+from .fit import PostFitReward
+from .fluency import FluencyReward
+from .lm import FrozenLM
+from .mi import MutualInformationReward
+from .novelty import NoveltyPenalty
+from .sentence_guard import GuardPenalty, SentenceGuard
+from .trl import as_trl_reward
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +91,6 @@ class RewardStack:
         guard: the sentence guard behind r_g and r_p's copy checks (``rewards.sentence_guard.SentenceGuard``; its
         defaults when None).
         """
-        from .lm import FrozenLM
-
         self.cfg = cfg = cfg or RewardConfig()
         self.weights = {"empathy": cfg.w_empathy, "fluency": cfg.w_fluency, "coherence": cfg.w_coherence,
                         "mi": cfg.w_mi, "guard": cfg.w_guard, "novelty": cfg.w_novelty,
@@ -95,29 +105,19 @@ class RewardStack:
         self.components: dict = {}
         empathy = None
         if cfg.w_empathy or cfg.w_context:
-            from .empathy import EmpathyReward
-
             path = _pick(cfg.empathy_model, run_dir, "classifier", "")
             empathy = EmpathyReward(empathy_scorer, cfg.empathy_mode, cfg.batch_size, path, device,
                                     weights=cfg.empathy_weights)
         if cfg.w_empathy:
             self.components["empathy"] = empathy
         if cfg.w_fluency:
-            from .fluency import FluencyReward
-
             self.components["fluency"] = FluencyReward(lm(cfg.reference_lm or policy_backbone),
                                                        cfg.max_response_tokens, cfg.batch_size)
         if cfg.w_coherence:
-            from .coherence import CoherenceReward
-
             path = _pick(cfg.coherence_model, run_dir, "coherence", "")
             self.components["coherence"] = CoherenceReward(coherence_scorer, path, device, cfg.coherence_empty,
                                                            max(cfg.batch_size, 64))
         if cfg.w_mi:
-            from classifiers.reverse import default_path
-
-            from .mi import MutualInformationReward
-
             forward = lm(policy_backbone)
             reverse = None
             if cfg.lambda_mi < 1:
@@ -126,20 +126,12 @@ class RewardStack:
             self.components["mi"] = MutualInformationReward(forward, reverse, cfg.lambda_mi, cfg.max_seeker_tokens,
                                                             cfg.max_response_tokens, cfg.batch_size)
         if cfg.w_guard:
-            from .sentence_guard import GuardPenalty
-
             self.components["guard"] = GuardPenalty(guard)
         if cfg.w_novelty:
-            from .novelty import NoveltyPenalty
-
             self.components["novelty"] = NoveltyPenalty(cfg.novelty_window, cfg.novelty_words)
         if cfg.w_context:
-            from .context import ContextReward
-
             self.components["context"] = ContextReward(empathy)  # shares r_e's scorer and cache
         if cfg.w_fit:
-            from .fit import PostFitReward
-
             self.components["fit"] = PostFitReward(name=cfg.fit_embedder, device=device, guard=guard)
 
     @classmethod
@@ -147,8 +139,6 @@ class RewardStack:
         """From a whole PartnerConfig (duck-typed: .rewards, .policy.backbone, .reverse.backbone, .run_dir;
         r_g and r_p use the thresholds of .rewrite, the guard rewriting applies)."""
         if (cfg.rewards.w_guard or cfg.rewards.w_fit) and "guard" not in kwargs:
-            from .sentence_guard import SentenceGuard
-
             kwargs["guard"] = SentenceGuard.from_config(cfg.rewrite)
         return cls(cfg.rewards, policy_backbone=cfg.policy.backbone, reverse_backbone=cfg.reverse.backbone,
                    run_dir=cfg.run_dir, device=device, **kwargs)
@@ -190,7 +180,5 @@ class RewardStack:
     def trl_reward_funcs(self, **keys) -> tuple[list, list[float]]:
         """(reward_funcs, reward_weights) for TRL's GRPOTrainer: one function per enabled component,
         so TRL logs each one; pass the weights as GRPOConfig(reward_weights=...)."""
-        from .trl import as_trl_reward
-
         names = list(self.components)
         return [as_trl_reward(self.components[k], name=k, **keys) for k in names], [self.weights[k] for k in names]

@@ -149,7 +149,7 @@ def test_eval_reports_how_varied_the_written_sentences_are():
 
 
 def test_replay_gives_each_sentence_the_response_it_went_into():
-    from partner.guards import replay
+    from partner.edits import written_sentences as replay
 
     got = list(replay("A one. B two.", [{"action": "insert", "position": 1, "sentence": "New."},
                                          {"action": "replace", "position": 0, "sentence": "A1."},

@@ -9,6 +9,7 @@ import pytest
 
 from partner import rewrite_jsonl as rw
 from partner import rewriters
+from partner.edits import apply_edits
 from partner.cli import rewrite as cli
 
 BIN = Path(sys.executable).parent
@@ -194,7 +195,7 @@ def test_unavailable_method_or_scorer_is_one_clear_line(tmp_path):
     proc = subprocess.run([str(BIN / "partner-rewrite"), str(EXAMPLES), "-o", str(tmp_path / "o.jsonl"),
                            "--method", "warmstart", "--model", str(tmp_path / "none"), "--scorer", "none"],
                           capture_output=True, text=True)
-    assert proc.returncode == 2 and "not available yet" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "no trained policy" in proc.stderr and "Traceback" not in proc.stderr
     proc = subprocess.run([str(BIN / "partner-rewrite"), str(EXAMPLES), "-o", str(tmp_path / "o.jsonl"),
                            "--method", "identity", "--scorer", str(tmp_path / "no-classifier")],
                           capture_output=True, text=True)
@@ -219,7 +220,7 @@ def test_zeroshot_seed_makes_sampling_deterministic(tmp_path, tiny_zeroshot):
     assert runs["a"] == runs["b"]
     assert runs["a"] != runs["c"]
     for g in read_jsonl(tmp_path / "a.jsonl"):
-        assert rewriters.apply_edits(g["response_post"], g["edits"]) == g["rewritten_response"]
+        assert apply_edits(g["response_post"], g["edits"]) == g["rewritten_response"]
         assert all(e["action"] == "insert" for e in g["edits"])
 
 
