@@ -43,20 +43,14 @@ from typing import Callable, Protocol
 import torch
 
 from partner.episode import run_episodes
+from rewards.stack import RewardOutput
 
 log = logging.getLogger(__name__)
 
 
 class RewardFn(Protocol):
     def __call__(self, seekers: list[str], originals: list[str], rewrites: list[str],
-                 edits: list) -> "RewardResult": ...
-
-
-@dataclass
-class RewardResult:
-    total: list[float]
-    components: dict[str, list[float]] = field(default_factory=dict)
-    details: dict[str, list[float]] = field(default_factory=dict)  # logged, not added (as RewardOutput.details)
+                 edits: list) -> RewardOutput: ...
 
 
 class RunningBaseline:

@@ -30,7 +30,7 @@ so a resumed run scores as an unbroken one.
 
 from __future__ import annotations
 
-from .edit import check_batch
+from .edit import Scores, check_batch
 
 
 def unrelated_posts(seekers: list[str], earlier: list[str] = ()) -> list[str | None]:
@@ -61,10 +61,10 @@ class OwnMinusUnrelated:
     def parts(self, seekers, originals, rewrites) -> tuple[list[float], list[float]]:
         raise NotImplementedError
 
-    def __call__(self, seekers, originals, rewrites, edits=None) -> list[float]:
+    def __call__(self, seekers, originals, rewrites, edits=None) -> Scores:
         check_batch(seekers, originals, rewrites, edits)
         own, unrelated = self.parts(seekers, originals, rewrites)
-        return [a - b for a, b in zip(own, unrelated)]
+        return Scores((a - b for a, b in zip(own, unrelated)), {f"{self.name}_unrelated": unrelated})
 
     def state_dict(self) -> dict:
         return {"recent": list(self.recent)}

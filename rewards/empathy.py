@@ -19,7 +19,7 @@ from __future__ import annotations
 from classifiers.scorer import EmpathyScorer, MECHANISMS
 
 from .cache import LRUCache
-from .edit import check_batch
+from .edit import Scores, check_batch
 
 MODES = ("argmax", "expected")
 
@@ -82,8 +82,11 @@ class EmpathyReward:
         before, after, _ = self.breakdown(seekers, originals, rewrites)
         return before, after
 
-    def __call__(self, seekers, originals, rewrites, edits=None) -> list[float]:
+    def __call__(self, seekers, originals, rewrites, edits=None) -> Scores:
+        """r_e = f_e(rewrite) - f_e(original); details: f_e before and after, each mechanism's change."""
         check_batch(seekers, originals, rewrites, edits)
-        before, after = self.parts(seekers, originals, rewrites)
-        return [a - b for a, b in zip(after, before)]
+        before, after, change = self.breakdown(seekers, originals, rewrites)
+        details = {"empathy_before": before, "empathy_after": after,
+                   **{f"empathy_{m}": delta for m, delta in change.items()}}
+        return Scores((a - b for a, b in zip(after, before)), details)
 

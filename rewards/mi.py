@@ -15,7 +15,7 @@ from __future__ import annotations
 from classifiers.reverse import encode_conditional, FORWARD_LABELS, REVERSE_LABELS
 
 from .cache import LRUCache
-from .edit import check_batch
+from .edit import Scores, check_batch
 
 
 class MutualInformationReward:
@@ -55,8 +55,9 @@ class MutualInformationReward:
         rev = self._rev_cache.get_many(keys, self._reverse) if self.lambda_mi < 1 else [0.0] * len(keys)
         return fwd, rev
 
-    def __call__(self, seekers, originals, rewrites, edits=None) -> list[float]:
+    def __call__(self, seekers, originals, rewrites, edits=None) -> Scores:
+        """r_m = λ·forward + (1 - λ)·reverse; details: both terms."""
         check_batch(seekers, originals, rewrites, edits)
         fwd, rev = self.parts(seekers, rewrites)
         lam = self.lambda_mi
-        return [lam * f + (1 - lam) * r for f, r in zip(fwd, rev)]
+        return Scores((lam * f + (1 - lam) * r for f, r in zip(fwd, rev)), {"mi_forward": fwd, "mi_reverse": rev})

@@ -45,9 +45,11 @@ COMPONENTS = ("empathy", "fluency", "coherence", "mi", "guard", "novelty", "cont
 
 @dataclass
 class RewardOutput:
+    """What every reward function of the toolkit returns: one weighted total per sample, and the parts."""
+
     total: list[float]
-    components: dict[str, list[float]]          # enabled components, unweighted
-    weights: dict[str, float]
+    components: dict[str, list[float]] = field(default_factory=dict)  # enabled components, unweighted
+    weights: dict[str, float] = field(default_factory=dict)
     details: dict[str, list[float]] = field(default_factory=dict)  # empathy_before/after, mi_forward/reverse
 
     def __len__(self) -> int:
@@ -148,23 +150,10 @@ class RewardStack:
         n = len(seekers)
         comps: dict[str, list[float]] = {}
         details: dict[str, list[float]] = {}
-        for name, fn in self.components.items():
-            if name == "empathy":
-                before, after, change = fn.breakdown(seekers, originals, rewrites)
-                comps[name] = [a - b for a, b in zip(after, before)]
-                details["empathy_before"], details["empathy_after"] = before, after
-                details.update({f"empathy_{m}": delta for m, delta in change.items()})
-            elif name == "mi":
-                fwd, rev = fn.parts(seekers, rewrites)
-                lam = fn.lambda_mi
-                comps[name] = [lam * f + (1 - lam) * r for f, r in zip(fwd, rev)]
-                details["mi_forward"], details["mi_reverse"] = fwd, rev
-            elif name in ("context", "fit"):
-                own, other = fn.parts(seekers, originals, rewrites)
-                comps[name] = [a - b for a, b in zip(own, other)]
-                details[f"{name}_unrelated"] = other
-            else:
-                comps[name] = fn(seekers, originals, rewrites, edits)
+        for name, fn in self.components.items():  # one signature; a component's Scores may carry details
+            scores = fn(seekers, originals, rewrites, edits)
+            comps[name] = [float(x) for x in scores]
+            details.update(getattr(scores, "details", {}))
         total = [sum(self.weights[k] * comps[k][i] for k in comps) for i in range(n)]
         return RewardOutput(total, comps, {k: self.weights[k] for k in comps}, details)
 

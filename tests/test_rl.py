@@ -9,7 +9,8 @@ import torch
 
 from partner import edits as E
 from partner.config import PolicyConfig, RLConfig
-from partner.rl_trainer import RewardResult, RLTrainer, RunningBaseline, _episode_logp, advantages, pg_loss
+from partner.rl_trainer import RLTrainer, RunningBaseline, _episode_logp, advantages, pg_loss
+from rewards.stack import RewardOutput
 
 PROMPTS = [("I failed my exam and feel stupid.", "Study harder. It happens."),
            ("My dog died yesterday.", "Get another dog."),
@@ -27,7 +28,7 @@ def tiny_policy(seed=0):
 
 def stop_reward(seekers, originals, rewrites, edits):
     """1 for leaving the response alone, 0 for any edit: a policy can learn this from the head alone."""
-    return RewardResult([1.0 if r == o else 0.0 for r, o in zip(rewrites, originals)],
+    return RewardOutput([1.0 if r == o else 0.0 for r, o in zip(rewrites, originals)],
                         {"unchanged": [float(r == o) for r, o in zip(rewrites, originals)]})
 
 
@@ -82,7 +83,7 @@ def test_training_raises_the_reward_of_a_learnable_task(tmp_path):
 def test_kill_and_resume_continues_from_the_checkpoint(tmp_path):
     cfg = RLConfig(method="reinforce", steps=3, batch_size=2, lr=1e-2, save_every=1, kl_coef=0.1, seed=3)
     def length_reward(seekers, originals, rewrites, edits):
-        return RewardResult([len(r) / 50 for r in rewrites], {}, {"chars": [float(len(r)) for r in rewrites]})
+        return RewardOutput([len(r) / 50 for r in rewrites], details={"chars": [float(len(r)) for r in rewrites]})
 
     t1 = RLTrainer(tiny_policy(), length_reward, PROMPTS, cfg, tmp_path, ref_policy=tiny_policy())
     t1.train(2)  # "killed" after step 2's checkpoint
@@ -150,7 +151,7 @@ def test_the_reward_state_is_checkpointed_and_restored(tmp_path):
             self.pen = NoveltyPenalty(window=64)
 
         def __call__(self, seekers, originals, rewrites, edits):
-            return RewardResult(self.pen(seekers, originals, rewrites, edits))
+            return RewardOutput(self.pen(seekers, originals, rewrites, edits))
 
         def state_dict(self):
             return self.pen.state_dict()
