@@ -22,10 +22,9 @@ class EpitomeConfig:
     freeze_seeker: bool = _h("keep the seeker encoder frozen, as the released code does (ignored with "
                              "shared_encoder); in training its outputs are computed once and cached", True)
     train_layers: int = _h("top layers of the response encoder that are trained (LoRA or full); the ones "
-                           "below stay frozen and are computed once and cached in training; 0 = all", 2)
+                           "below stay frozen and are computed once and cached in training; 0 = all", 0)
     finetune: str = _h("lora | full | none: how the backbone's top train_layers are trained (none: frozen "
-                       "encoders, only the attention and heads learn: the default, see models/epitome/README.md)",
-                       "none")
+                       "encoders, only the attention and heads learn)", "lora")
     lora_r: int = _h("LoRA rank when finetune=lora", 16)
     lora_alpha: int = _h("LoRA alpha", 32)
     pooling: str = _h("cls (paper) | cls_mean: [CLS] and the masked mean of the context-aware response", "cls_mean")
@@ -36,7 +35,7 @@ class EpitomeConfig:
     head_lr: float = _h("learning rate of the attention and heads", 1e-3)
     warmup: float = _h("share of steps with linear warm-up", 0.06)
     epochs: int = _h("maximum epochs", 6)
-    patience: int = _h("early stopping: epochs without dev macro-F1 gain", 2)
+    patience: int = _h("early stopping: epochs without dev macro-F1 gain", 3)
     lambda_ei: float = _h("weight of the level (empathy identification) loss", 1.0)
     lambda_re: float = _h("weight of the rationale extraction loss", 0.5)
     negatives: float = _h("context negatives: weight of the loss on mismatched (response, other seeker) pairs "
@@ -46,7 +45,7 @@ class EpitomeConfig:
     lambda_match: float = _h("weight of the auxiliary matched-vs-mismatched loss (0 = off)", 0.0)
     context_margin: float = _h("ranking loss on mismatched pairs: where a negative_mechanisms level is > 0, its expected "
                                "level under the own post must beat that under another post by this margin (0 = off)",
-                               0.0)
+                               0.5)
     dropout: float = _h("dropout in the heads", 0.1)
     seed: int = _h("training seed", 42)
     split_seed: int = _h("seed of the grouped train/dev/test split", 13)

@@ -1,9 +1,7 @@
-"""The PARTNER reward: r = w_e·r_e + w_f·r_f + w_c·r_c + w_m·r_m (+ w_g·r_g), per sample (paper §5.5).
+"""The PARTNER reward: r = w_e·r_e + w_f·r_f + w_c·r_c + w_m·r_m (+ w_n·r_n), per sample (paper §5.5).
 
-r_g, the guard penalty (``rewards.sentence_guard``), r_n, the novelty penalty (``rewards.novelty``), r_x, the
-post-specificity reward (``rewards.context``), and r_p, the post-fit reward (``rewards.fit``), are ours,
-not the paper's: off unless ``w_guard`` / ``w_novelty`` / ``w_context`` / ``w_fit`` > 0. r_n, r_x and r_p
-remember recent episodes, so the stack has a ``state_dict`` for the RL trainer's checkpoints.
+r_n, the novelty penalty (``rewards.novelty``), is ours, not the paper's: off unless ``w_novelty`` > 0.
+It remembers recent episodes, so the stack has a ``state_dict`` for the RL trainer's checkpoints.
 
 ``RewardStack(cfg)(seekers, originals, rewrites, edits)`` returns a ``RewardOutput`` with the
 weighted total and every enabled component unweighted (plus the parts behind them: f_e before and
@@ -27,15 +25,12 @@ from classifiers.reverse import default_path
 
 from .coherence import CoherenceReward
 from .config import RewardConfig
-from .context import ContextReward
 from .edit import check_batch
 from .empathy import EmpathyReward
-from .fit import PostFitReward
 from .fluency import FluencyReward
 from .lm import FrozenLM
 from .mi import MutualInformationReward
 from .novelty import NoveltyPenalty
-from .sentence_guard import GuardPenalty, SentenceGuard
 from .trl import as_trl_reward
 
 log = logging.getLogger(__name__)
@@ -84,19 +79,16 @@ def _pick(explicit: str, run_dir: str | None, stage: str, shipped: str) -> str |
 class RewardStack:
     def __init__(self, cfg: RewardConfig | None = None, policy_backbone: str = "smollm2-135m",
                  reverse_backbone: str = "", run_dir: str | None = None, device: str | None = None,
-                 empathy_scorer=None, coherence_scorer=None, lms: dict | None = None, guard=None):
+                 empathy_scorer=None, coherence_scorer=None, lms: dict | None = None):
         """
         cfg: weights and switches. policy_backbone: p→ and the default reference / reverse base.
         run_dir: where ``partner-train`` stages wrote their models (used when cfg leaves paths empty).
         empathy_scorer / coherence_scorer: ready objects (tests, callers that hold them already).
         lms: {name: rewards.lm.FrozenLM} to reuse already loaded LMs.
-        guard: the sentence guard behind r_g and r_p's copy checks (``rewards.sentence_guard.SentenceGuard``; its
-        defaults when None).
         """
         self.cfg = cfg = cfg or RewardConfig()
         self.weights = {"empathy": cfg.w_empathy, "fluency": cfg.w_fluency, "coherence": cfg.w_coherence,
-                        "mi": cfg.w_mi, "guard": cfg.w_guard, "novelty": cfg.w_novelty,
-                        "context": cfg.w_context, "fit": cfg.w_fit}
+                        "mi": cfg.w_mi, "novelty": cfg.w_novelty}
         self.lms: dict = dict(lms or {})
 
         def lm(name: str):
@@ -105,13 +97,9 @@ class RewardStack:
             return self.lms[name]
 
         self.components: dict = {}
-        empathy = None
-        if cfg.w_empathy or cfg.w_context:
-            path = _pick(cfg.empathy_model, run_dir, "classifier", "")
-            empathy = EmpathyReward(empathy_scorer, cfg.empathy_mode, cfg.batch_size, path, device,
-                                    weights=cfg.empathy_weights)
         if cfg.w_empathy:
-            self.components["empathy"] = empathy
+            path = _pick(cfg.empathy_model, run_dir, "classifier", "")
+            self.components["empathy"] = EmpathyReward(empathy_scorer, cfg.empathy_mode, cfg.batch_size, path, device)
         if cfg.w_fluency:
             self.components["fluency"] = FluencyReward(lm(cfg.reference_lm or policy_backbone),
                                                        cfg.max_response_tokens, cfg.batch_size)
@@ -127,21 +115,12 @@ class RewardStack:
                 reverse.attach_reverse(_pick(cfg.reverse_model, run_dir, "reverse", str(default_path())))
             self.components["mi"] = MutualInformationReward(forward, reverse, cfg.lambda_mi, cfg.max_seeker_tokens,
                                                             cfg.max_response_tokens, cfg.batch_size)
-        if cfg.w_guard:
-            self.components["guard"] = GuardPenalty(guard)
         if cfg.w_novelty:
-            self.components["novelty"] = NoveltyPenalty(cfg.novelty_window, cfg.novelty_words)
-        if cfg.w_context:
-            self.components["context"] = ContextReward(empathy)  # shares r_e's scorer and cache
-        if cfg.w_fit:
-            self.components["fit"] = PostFitReward(name=cfg.fit_embedder, device=device, guard=guard)
+            self.components["novelty"] = NoveltyPenalty(cfg.novelty_window)
 
     @classmethod
     def from_config(cls, cfg, device: str | None = None, **kwargs) -> "RewardStack":
-        """From a whole PartnerConfig (duck-typed: .rewards, .policy.backbone, .reverse.backbone, .run_dir;
-        r_g and r_p use the thresholds of .rewrite, the guard rewriting applies)."""
-        if (cfg.rewards.w_guard or cfg.rewards.w_fit) and "guard" not in kwargs:
-            kwargs["guard"] = SentenceGuard.from_config(cfg.rewrite)
+        """From a whole PartnerConfig (duck-typed: .rewards, .policy.backbone, .reverse.backbone, .run_dir)."""
         return cls(cfg.rewards, policy_backbone=cfg.policy.backbone, reverse_backbone=cfg.reverse.backbone,
                    run_dir=cfg.run_dir, device=device, **kwargs)
 

@@ -77,7 +77,7 @@ def test_cv_refuses_mixed_recipes_and_duplicate_folds(data_dir, caplog):
         cross_validation.run_cv([("a", _scorer(folds=3, fold=1)), ("b", _scorer(folds=3, fold=1, seed=7))], data_dir,
                              predict=_oracle(False))
     with pytest.raises(ValueError, match="more than the seed and the fold"):
-        cross_validation.run_cv([("a", _scorer(folds=3, fold=0)), ("b", _scorer(folds=3, fold=1, context_margin=0.5))],
+        cross_validation.run_cv([("a", _scorer(folds=3, fold=0)), ("b", _scorer(folds=3, fold=1, context_margin=0.0))],
                              data_dir, predict=_oracle(False))
     with pytest.raises(ValueError, match="different numbers of folds"):
         cross_validation.run_cv([("a", _scorer(folds=3, fold=0)), ("b", _scorer(folds=4, fold=1))], data_dir,
