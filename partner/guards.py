@@ -33,13 +33,11 @@ a repetition. Sentences shorter than three words have no trigrams and always pas
 The guards act on rewriting (``partner-rewrite``, ``rewrite.block_risk_terms``,
 ``rewrite.block_unsafe_topics``, ``rewrite.max_seeker_copy``,
 ``rewrite.max_response_copy`` and ``rewrite.max_repetition``; false or 0 switches one off). RL training sees
-the raw policy, so the logged rewards are the agent's own; with ``rewards.w_guard`` > 0 the reward
-subtracts ``w_guard`` for every new sentence the guard would reject (``rewards.sentence_guard``), so the agent
-learns not to write what rewriting would throw away. ``partner-eval rewrites`` reports the same
+the raw policy, so the logged rewards are the agent's own. ``partner-eval rewrites`` reports the same
 five shares for any output, and the share of written sentences that are questions.
 
 The checks themselves (``SentenceGuard``, ``seeker_copy``, ``self_repetition``, ``words``) live in
-``rewards.sentence_guard``, which both rewriting and the reward use; they are re-exported here.
+``rewards.sentence_guard`` (pure text, shared with the novelty penalty); they are re-exported here.
 """
 
 from __future__ import annotations
