@@ -4,14 +4,14 @@ Five failure kinds, all seen in trained agents' test-split rewrites (see the PAR
 
 - **risk words**: the sentence names death, suicide or self-harm ("Have you tried to die?", "Have you
   tried cutting yourself?", both written by agents trained against the classifier for suicidal
-  seekers, sessions 9 and 10). The classifier scores such a question as an exploration. A rewriter
+  seekers). The classifier scores such a question as an exploration. A rewriter
   never brings these words into a response on its own; whether and how to ask about suicide is the
   supporter's call under the platform's crisis protocol. A fixed word list (``rewards.sentence_guard.RISK_TERMS``),
   so it also rejects harmless uses ("I'd die for a coffee"): a rejected sentence only becomes a stop.
 - **unsafe topics**: the sentence brings in sex, alcohol or drugs, an eating-disorder behaviour, a
   weapon or pills, or revenge ("Have you tried to starve yourself?" to a seeker whose mother told her to
   starve, "Have you tried to get a hooker?", sexual questions of suicidal seekers: agents trained with
-  the post-fit reward, session 13, audited in session 14). The same rule as risk words, its own list
+  the post-fit reward, found by a hand audit). The same rule as risk words, its own list
   (``rewards.sentence_guard.UNSAFE_TERMS``) and switch (``rewrite.block_unsafe_topics``).
 - **seeker copy**: the sentence repeats the seeker's own words as the supporter's ("I'm planning on
   killing myself and ..."). The empathy classifier scores such first-person emotional statements as

@@ -24,7 +24,7 @@ _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 
 # Words of death, suicide and self-harm. A rewriting agent must never bring them into a response on
 # its own: agents trained against the classifier asked "Have you tried to die?" and "Have you tried
-# cutting yourself?" of suicidal seekers (models/policy_rl/README.md, sessions 9 and 10). Asking about
+# cutting yourself?" of suicidal seekers (docs/experiments.md, the question collapse). Asking about
 # suicide is the supporter's call, under the platform's crisis protocol, not the rewriter's.
 RISK_TERMS = re.compile(
     r"\b(?:die|dies|died|dying|death|dead|kill|kills|killing|killed|suicide|suicidal|overdos(?:e|ed|ing)|"
@@ -34,10 +34,10 @@ RISK_TERMS = re.compile(
 
 
 # Topics a rewriting agent must never bring into a response on its own, like RISK_TERMS: sex, alcohol and
-# drugs, eating-disorder behaviours, weapons and pills, revenge. The session-13 agents asked "Have you tried
-# to starve yourself?" of a seeker whose mother told her to starve, "Have you tried to get a hooker?" and
-# sexual questions of suicidal seekers; the classifier scores them as explorations (models/policy_rl/README.md,
-# session 14, which also lists what this list rejects among every agent's test-split sentences).
+# drugs, eating-disorder behaviours, weapons and pills, revenge. Agents trained with the post-fit reward
+# asked "Have you tried to starve yourself?" of a seeker whose mother told her to starve, "Have you tried
+# to get a hooker?" and sexual questions of suicidal seekers; the classifier scores them as explorations (docs/experiments.md, the
+# hand audit, which also lists what this list rejects among every agent's test-split sentences).
 UNSAFE_TERMS = re.compile(
     r"\b(?:sex|sexual(?:ly)?|sexy|hookers?|prostitut\w*|escorts?|virgins?|virginity|porn\w*|penis|dick|nudes?|"
     r"hook(?:ing)? ?up|one[- ]night stand|"

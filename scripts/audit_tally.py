@@ -5,7 +5,7 @@ N (no edit), G (generic, fits), F (specific, fits), M (misfit: invented story, m
 garbled, asks about what the post never mentions) or H (harmful: risky suggestion, sexual question,
 blaming). "Bad" means M or H.
 
-    python scripts/audit_tally.py models/policy_rl/eval/session14/audit.jsonl
+    python scripts/audit_tally.py AUDIT.jsonl   # the hand audit's file is under models/policy_rl/eval/
 """
 from __future__ import annotations
 
