@@ -70,6 +70,7 @@ def test_in_the_stack_weighted_off_by_default_and_checkpointed(tmp_path):
     assert RewardStack.from_config(cfg).state_dict() == {}
 
 
+@pytest.mark.slow
 def test_reranking_leaves_the_novelty_penalty_out():
     from partner.config import PartnerConfig
     from partner.rewriters import build_rewriter

@@ -47,6 +47,7 @@ def test_reinforce_uses_the_running_mean_before_this_batch():
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
+@pytest.mark.slow
 def test_update_moves_log_prob_of_sampled_action_with_the_advantage(sign):
     from partner.episode import run_episodes
 
@@ -68,6 +69,7 @@ def test_update_moves_log_prob_of_sampled_action_with_the_advantage(sign):
     assert ((after - before) * sign > 0).all()
 
 
+@pytest.mark.slow
 def test_training_raises_the_reward_of_a_learnable_task(tmp_path):
     policy = tiny_policy()
     cfg = RLConfig(method="rloo", steps=12, batch_size=4, samples_per_state=4, lr=3e-3, save_every=100,
@@ -80,6 +82,7 @@ def test_training_raises_the_reward_of_a_learnable_task(tmp_path):
     assert (tmp_path / "tensorboard").is_dir()
 
 
+@pytest.mark.slow
 def test_kill_and_resume_continues_from_the_checkpoint(tmp_path):
     cfg = RLConfig(method="reinforce", steps=3, batch_size=2, lr=1e-2, save_every=1, kl_coef=0.1, seed=3)
     def length_reward(seekers, originals, rewrites, edits):
@@ -101,6 +104,7 @@ def test_kill_and_resume_continues_from_the_checkpoint(tmp_path):
     assert all(h["details"]["chars"] > 0 for h in t2.history)  # the reward's parts are logged each step
 
 
+@pytest.mark.slow
 def test_two_processes_train_data_parallel(tmp_path):
     """torchrun with 2 CPU processes (gloo): both ranks end with identical weights."""
     script = Path(__file__).parent / "helpers" / "rl_ddp.py"
@@ -115,6 +119,7 @@ def test_two_processes_train_data_parallel(tmp_path):
     assert sums[0]["changed"]
 
 
+@pytest.mark.slow
 def test_rl_stage_writes_agent_curves_and_skips_when_complete(tmp_path, data_dir, monkeypatch):
     from partner.config import load_config, DEFAULT_CONFIG
     from partner.policy import PartnerPolicy
@@ -142,6 +147,7 @@ def test_rl_stage_writes_agent_curves_and_skips_when_complete(tmp_path, data_dir
     assert json.loads((out / ".complete").read_text())["steps"] == 3
 
 
+@pytest.mark.slow
 def test_the_reward_state_is_checkpointed_and_restored(tmp_path):
     """A stateful reward (r_n's memory of recent episodes) resumes where it was, so scores match an unbroken run."""
     from rewards.novelty import NoveltyPenalty
@@ -167,6 +173,7 @@ def test_the_reward_state_is_checkpointed_and_restored(tmp_path):
     assert t2.resume() and t2.reward_fn.pen.memory == t1.reward_fn.pen.memory
 
 
+@pytest.mark.slow
 def test_max_minutes_stops_at_a_checkpoint_and_a_rerun_continues(tmp_path, data_dir):
     """rl.max_minutes (a leased GPU): the run stops after the step that passes the limit, saved, with the
     policy written at that step; the same command again goes on towards rl.steps."""
