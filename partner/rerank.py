@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from rewards.edit import EditInfo
+
 ORIGINAL = "original"
 GREEDY = "greedy"
 SAMPLED = "sampled"
@@ -45,8 +47,6 @@ class Selection:
 
 def stop_info():
     """The EditInfo of leaving the response as it is."""
-    from rewards.edit import EditInfo
-
     return EditInfo(candidate="", window=[], replaced=None, action="stop")
 
 

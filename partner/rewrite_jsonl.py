@@ -17,6 +17,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from classifiers.scorer import EmpathyScorer
+from core.jsonio import process_jsonl
+from partner.config import SHIPPED_MODELS
+
 log = logging.getLogger(__name__)
 
 
@@ -37,14 +41,6 @@ def load_scorer(spec: str = "", device=None):
         if not (path / "config.json").exists():
             raise ScorerUnavailable(f"no micromodels at {path} (fit them with `partner-train micromodels`)")
         return MicromodelScorer.load(path)
-    try:
-        from classifiers.scorer import EmpathyScorer
-    except ImportError as exc:
-        raise ScorerUnavailable(
-            f"the empathy classifier is not available yet ({exc}); pass --scorer none to rewrite without "
-            "the before/after empathy scores") from exc
-    from partner.config import SHIPPED_MODELS
-
     path = Path(spec) if spec else SHIPPED_MODELS / "epitome"
     if not path.exists():
         raise ScorerUnavailable(
@@ -91,8 +87,6 @@ def rewrite_file(in_path, out_path, rewriter, scorer=None, batch_size: int = 16,
     method, model, seed and config); the rewriter's name, the scorer and the batch size are always
     part of it. An empty seeker post is an error record: there is nothing to be empathic about.
     """
-    from core.jsonio import process_jsonl
-
     key = {"command": "partner-rewrite", "method": rewriter.name, "scorer": getattr(scorer, "path", None) if scorer
            else None, "seed": seed, "batch_size": batch_size, "run": run_key}
     return process_jsonl(in_path, out_path, lambda recs: rewrite_records(recs, rewriter, scorer, seed),

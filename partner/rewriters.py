@@ -23,12 +23,20 @@ Methods (``build_rewriter``):
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 from collections import Counter
 from pathlib import Path
 
+from core.registry import load_causal_lm
 from core.text import split_sentences
+from partner import rerank
+from partner.config import SHIPPED_MODELS
+from partner.edits import render
+from partner.guards import SentenceGuard
+from partner.retrieval import RetrievalIndex
+from rewards.stack import RewardStack
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +44,12 @@ METHODS = ("partner", "warmstart", "identity", "template", "retrieval", "zerosho
 
 
 class MethodUnavailable(RuntimeError):
-    """A method whose code or trained weights do not exist yet."""
+    """A method whose trained weights are not there."""
 
 
 def insert_sentence(response: str, sentence: str, at: str = "start") -> tuple[str, list[dict]]:
     """Insert ``sentence`` at the start or end of ``response``, keeping the original text as it is
     (``partner.edits.render``)."""
-    from partner.edits import render
-
     sentence = " ".join(sentence.split())
     if not sentence:
         return response, []
@@ -52,23 +58,6 @@ def insert_sentence(response: str, sentence: str, at: str = "start") -> tuple[st
     edits = [{"action": "insert", "position": 0 if at == "start" else len(split_sentences(response)),
               "sentence": sentence}]
     return render(response, edits), edits
-
-
-def apply_edit(sents: list[str], edit: dict) -> None:
-    """Apply one edit (positions as documented above) to a response's sentences, in place."""
-    pos = int(edit["position"])
-    if edit["action"] == "insert":
-        sents.insert(max(0, min(pos, len(sents))), edit["sentence"])
-    elif edit["action"] == "replace" and 0 <= pos < len(sents):
-        sents[pos] = edit["sentence"]
-
-
-def apply_edits(response: str, edits: list[dict]) -> str:
-    """The response after ``edits`` (positions as documented above), made in place: the text outside
-    the edited sentences is kept byte for byte (``partner.edits.render``)."""
-    from partner.edits import render
-
-    return render(response, edits)
 
 
 class Rewriter:
@@ -148,8 +137,6 @@ class ZeroShotRewriter(Rewriter):
                  guard=None):
         import torch
 
-        from core.registry import load_causal_lm
-
         self.backbone, self.decoding, self.top_p, self.temperature = backbone, decoding, top_p, temperature
         self.max_new_tokens, self.max_input_tokens, self.at = max_new_tokens, max_input_tokens, at
         self.guard = guard
@@ -213,8 +200,6 @@ def _guard_note(guard) -> str:
 
 def policy_path(method: str, model: str | None = None) -> Path:
     """The policy folder of ``warmstart`` / ``partner``: --model, else the shipped one."""
-    from partner.config import SHIPPED_MODELS
-
     if model:
         return Path(model)
     if method == "partner" and (SHIPPED_MODELS / "policy_rl").exists():
@@ -224,9 +209,6 @@ def policy_path(method: str, model: str | None = None) -> Path:
 
 def _trained_context(path: Path, policy_cfg):
     """Use the context length the policy was trained with (policy_config.json), if it says."""
-    import dataclasses
-    import json
-
     meta_file = path / "policy_config.json"
     if not meta_file.exists():
         return policy_cfg
@@ -244,16 +226,12 @@ class PolicyRewriter(Rewriter):
                  candidates: int = 1, reward_fn=None, keep_original: bool = True, min_gain: float = 0.0,
                  guard_retries: int = 0):
         """``candidates`` > 1: reward-ranked decoding (partner.rerank) with ``reward_fn`` (a RewardStack)."""
-        try:
-            from partner.episode import rewrite_one_batch
-            from partner.policy import PartnerPolicy
-        except ImportError as exc:
-            raise MethodUnavailable(
-                f"--method {method} is not available yet: the policy code (partner/policy.py, partner/episode.py) "
-                f"is missing ({exc}). Use a baseline: --method identity|template|retrieval|zeroshot") from exc
+        from partner.episode import rewrite_one_batch  # torch: loaded only when a policy is used
+        from partner.policy import PartnerPolicy
+
         if not path.exists():
             raise MethodUnavailable(
-                f"--method {method} is not available yet: no trained policy at {path}. Train one "
+                f"--method {method}: no trained policy at {path}. Train one "
                 f"(partner-train warmstart / rl) and pass --model, or use a baseline: "
                 f"--method identity|template|retrieval|zeroshot")
         if not (path / "policy_config.json").is_file():
@@ -305,9 +283,7 @@ class PolicyRewriter(Rewriter):
         return [(text, self._edits_json(edits)) for text, edits in results]
 
     def _rewrite_ranked(self, seekers, responses, gen):
-        from partner import rerank
         from partner.episode import run_episodes
-        from partner.rl_trainer import reward_edit
 
         cands: list[list] = [[] for _ in responses]
         if self.keep_original:
@@ -318,7 +294,7 @@ class PolicyRewriter(Rewriter):
             eps = run_episodes(self.policy, seekers, responses, self.cfg, sample=sampled, generator=gen,
                                guard=self.guard, guard_retries=self.guard_retries)
             for i, ep in enumerate(eps):
-                cands[i].append(rerank.Candidate(ep.text, self._edits_json(ep.edits), reward_edit(ep),
+                cands[i].append(rerank.Candidate(ep.text, self._edits_json(ep.edits), ep.reward_edit(),
                                                  rerank.SAMPLED if sampled else rerank.GREEDY))
         sel = rerank.select(self.reward_fn, seekers, responses, cands, min_gain=self.min_gain)
         self.chosen.update(sel.counts)
@@ -337,14 +313,10 @@ def build_rewriter(method: str, cfg, model: str | None = None, device=None) -> R
     if method == "template":
         return TemplateRewriter(rc.template, rc.insert_at)
     if method == "retrieval":
-        from partner.retrieval import RetrievalIndex
-
         index = RetrievalIndex.build_or_load(cfg.data_path(), embedder=rc.retrieval_embedder,
                                              min_words=rc.retrieval_min_words, max_words=rc.retrieval_max_words,
                                              device=device)
         return RetrievalRewriter(index, rc.insert_at)
-    from partner.guards import SentenceGuard
-
     guard = SentenceGuard.from_config(rc)
     if method == "zeroshot":
         return ZeroShotRewriter(model or rc.zeroshot_backbone or cfg.policy.backbone, decoding=rc.decoding,
@@ -353,8 +325,6 @@ def build_rewriter(method: str, cfg, model: str | None = None, device=None) -> R
                                 at=rc.insert_at, device=device, guard=guard)
     reward_fn = None
     if rc.candidates > 1:
-        from rewards.stack import RewardStack
-
         # r_n scores an episode against the episodes before it: in decoding that would make a rewrite depend on
         # the inputs before it, so reranking leaves it out.
         ranking_cfg = dataclasses.replace(cfg, rewards=dataclasses.replace(cfg.rewards, w_novelty=0.0))

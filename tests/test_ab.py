@@ -353,6 +353,7 @@ def test_wide_csv_and_json_ratings(tmp_path):
     assert out["results"][0]["wins"] == 6
 
 
+@pytest.mark.slow
 def test_cli_round_trip_and_errors(tmp_path):
     study = tmp_path / "study"
     run = subprocess.run([str(BIN / "partner-ab"), "export", *SYSTEMS, "--include-original", "--attention-checks", "2",

@@ -49,6 +49,7 @@ def _oracle(wrong_ip_level1: bool):
     return predict
 
 
+@pytest.mark.slow
 def test_cv_pools_every_pair_once_and_reports_per_level_f1(data_dir):
     models = [(f"f{i}", _scorer(folds=3, fold=i)) for i in range(3)]
     report = cross_validation.run_cv(models, data_dir, predict=_oracle(wrong_ip_level1=True),
@@ -73,12 +74,13 @@ def test_cv_pools_every_pair_once_and_reports_per_level_f1(data_dir):
     assert "3-fold grouped cross-validation" in md and "| 2 | f2 |" in md
 
 
+@pytest.mark.slow
 def test_cv_refuses_mixed_recipes_and_duplicate_folds(data_dir, caplog):
     with pytest.raises(ValueError, match="both trained with fold 1"):
         cross_validation.run_cv([("a", _scorer(folds=3, fold=1)), ("b", _scorer(folds=3, fold=1, seed=7))], data_dir,
                              predict=_oracle(False), micromodels=False)
     with pytest.raises(ValueError, match="more than the seed and the fold"):
-        cross_validation.run_cv([("a", _scorer(folds=3, fold=0)), ("b", _scorer(folds=3, fold=1, context_margin=0.5))],
+        cross_validation.run_cv([("a", _scorer(folds=3, fold=0)), ("b", _scorer(folds=3, fold=1, context_margin=0.0))],
                              data_dir, predict=_oracle(False), micromodels=False)
     with pytest.raises(ValueError, match="different numbers of folds"):
         cross_validation.run_cv([("a", _scorer(folds=3, fold=0)), ("b", _scorer(folds=4, fold=1))], data_dir,

@@ -1,8 +1,8 @@
 """Reward-ranked decoding (partner/rerank.py): selection, and the policy rewriter that uses it."""
 
 import pytest
-from test_rewrite import ODD, tiny_policy  # noqa: F401  (fixture)
 
+from conftest import ODD
 from partner import rerank
 from partner.rerank import Candidate
 
@@ -77,6 +77,7 @@ SEEKERS = ["I feel alone.", "Work is crushing me.", "I failed my exam."]
 RESPONSES = ["One. Two. Three.", "Take a break.", ""]
 
 
+@pytest.mark.slow
 def test_ranked_rewrites_keep_the_candidate_the_reward_prefers(tiny_policy):  # noqa: F811
     reward = CountingReward(lambda t: len(t))  # longest text wins
     rw = _policy_rewriter(tiny_policy, 4, reward)
@@ -94,6 +95,7 @@ def test_ranked_rewrites_keep_the_candidate_the_reward_prefers(tiny_policy):  # 
     assert again == out
 
 
+@pytest.mark.slow
 def test_keep_original_leaves_inputs_alone_when_no_edit_beats_them(tiny_policy):  # noqa: F811
     # a reward that punishes any change: the original (no edits) must win everywhere
     originals = set(RESPONSES)
@@ -109,6 +111,7 @@ def test_keep_original_leaves_inputs_alone_when_no_edit_beats_them(tiny_policy):
     assert rerank.ORIGINAL not in rw.chosen and sum(rw.chosen.values()) == 3
 
 
+@pytest.mark.slow
 def test_ranked_decoding_handles_odd_inputs(tiny_policy):  # noqa: F811
     rw = _policy_rewriter(tiny_policy, 2, CountingReward(lambda t: -len(t)))
     out = rw.rewrite([o["seeker_post"] for o in ODD], [o["response_post"] for o in ODD], seed=1)

@@ -18,7 +18,8 @@ def tiny_model(tmp_path_factory):
                                                                      "EX": [(11, 25)] if (i + 1) % 3 else []})
              for i in range(6)]
     out = tmp_path_factory.mktemp("tiny-epitome")
-    cfg = EpitomeConfig(backbone="tiny-bert", max_len=16, train_layers=1, epochs=1, batch_size=3)
+    cfg = EpitomeConfig(backbone="tiny-bert", max_len=16, train_layers=1, epochs=1, batch_size=3, finetune="none",
+                        context_margin=0.0)
     train(cfg, out, data={"train": pairs, "dev": pairs[:2]}, max_steps=1)
     return out
 

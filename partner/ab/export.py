@@ -30,9 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from core.jsonio import DataError, atomic_write_json, atomic_write_text
+from core.jsonio import atomic_write_json, atomic_write_text, DataError
+from partner import __version__
 
-from .systems import ORIGINAL, Systems, file_sha256, load_systems
+from .systems import file_sha256, load_systems, ORIGINAL, Systems
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,6 @@ class ExportConfig:
 
 
 def _tool_version() -> str:
-    from partner import __version__
-
     return __version__
 
 

@@ -1,7 +1,7 @@
 """partner-eval: evaluate a classifier, probe its use of context, or evaluate rewrites.
 
-Each subcommand is ``main(args) -> int`` in its own module (see COMMANDS); one whose module does
-not exist yet reports "not implemented yet".
+Each subcommand is ``main(args) -> int`` in its own module (see COMMANDS), imported only when it
+runs; ``classifier --cv`` is ``partner.evaluation.cross_validation``.
 """
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from .common import add_common, add_config, not_implemented, run
+from .common import add_common, add_config, run
 
 COMMANDS = {
-    "classifier": ("partner.evaluation.classifier", "EPITOME empathy classifier"),
-    "probe": ("partner.evaluation.probe", "EPITOME empathy classifier"),
-    "rewrites": ("partner.evaluation.rewrites", "partner-rewrite, partner-eval and the baselines"),
-    "stock": ("partner.evaluation.stock", "partner-rewrite, partner-eval and the baselines"),
+    "classifier": "partner.evaluation.classifier",
+    "probe": "partner.evaluation.probe",
+    "rewrites": "partner.evaluation.rewrites",
+    "stock": "partner.evaluation.stock",
 }
 
 
@@ -65,14 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(args: argparse.Namespace) -> int:
-    module, issue = COMMANDS[args.what]
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name not in (module, module.rsplit(".", 1)[0]):
-            raise
-        return not_implemented(f"partner-eval {args.what}", issue)
-    return int(mod.main(args) or 0)
+    module = "partner.evaluation.cross_validation" if getattr(args, "cv", False) else COMMANDS[args.what]
+    return int(importlib.import_module(module).main(args) or 0)
 
 
 def main(argv=None) -> int:

@@ -9,6 +9,12 @@ import random
 import sys
 from pathlib import Path
 
+from core.jsonio import check_batch_size, check_output
+from partner import rewrite_jsonl
+from partner.config import DEFAULT_CONFIG, load_config
+from partner.rewrite_jsonl import rewrite_file, ScorerUnavailable
+from partner.rewriters import build_rewriter, MethodUnavailable
+
 from .common import add_common, add_config, run
 
 log = logging.getLogger("partner.rewrite_jsonl")
@@ -51,11 +57,6 @@ def default_output(path: str) -> Path:
 def _main(args: argparse.Namespace) -> int:
     import torch
 
-    from core.jsonio import check_batch_size, check_output
-    from partner.config import DEFAULT_CONFIG, load_config
-    from partner.rewrite_jsonl import ScorerUnavailable, load_scorer, rewrite_file
-    from partner.rewriters import MethodUnavailable, build_rewriter
-
     if not Path(args.input).is_file():
         raise FileNotFoundError(f"no input file at {args.input}")
     cfg = load_config(args.config or DEFAULT_CONFIG, args.overrides)
@@ -71,7 +72,7 @@ def _main(args: argparse.Namespace) -> int:
     check_output(args.input, out)  # before any model loads
     try:
         rewriter = build_rewriter(method, cfg, model=args.model)
-        scorer = load_scorer(rc.scorer if args.scorer is None else args.scorer)
+        scorer = rewrite_jsonl.load_scorer(rc.scorer if args.scorer is None else args.scorer)
     except (MethodUnavailable, ScorerUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

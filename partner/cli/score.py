@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from classifiers.scorer import EmpathyScorer
+from core.jsonio import check_batch_size, check_output, process_jsonl
+
 from .common import add_common, run
 
 
@@ -26,9 +29,6 @@ def build_parser() -> argparse.ArgumentParser:
 def _main(args: argparse.Namespace) -> int:
     import logging
     from pathlib import Path
-
-    from core.jsonio import check_batch_size, check_output, process_jsonl
-    from classifiers.scorer import EmpathyScorer
 
     src = Path(args.input)
     if not src.exists():

@@ -25,19 +25,23 @@ import logging
 
 import numpy as np
 
+from classifiers.calibration import apply_bias, fit_level_bias, fit_mix_weight
+from classifiers.epitome_metrics import level_metrics, majority_baseline, tfidf_probs
+from classifiers.scorer import EmpathyScorer
+from core.corpora import grouped_split, load_epitome
 from core.provenance import git_commit
 
 from .classifier import (
-    MECHANISMS,
-    MICROMODELS,
-    PAPER,
     _cell,
     aggregate,
     group_label,
     load_config,
+    MECHANISMS,
     metrics_of,
+    MICROMODELS,
     micromodel_preds,
     model_dirs,
+    PAPER,
     predict_model,
     write_report,
 )
@@ -76,8 +80,6 @@ def level_f1(preds: dict) -> dict:
 
 def baseline_preds(train, test, tfidf_test) -> dict[str, dict]:
     """Majority class and tf-idf + LR predictions on ``test``; ``tfidf_test``: the latter's probabilities."""
-    from classifiers.epitome_metrics import majority_baseline
-
     majority = majority_baseline(train, test)
     out = {}
     for name, preds in (("majority class", majority),
@@ -88,8 +90,6 @@ def baseline_preds(train, test, tfidf_test) -> dict[str, dict]:
 
 def mixed(preds: dict, dev_preds: dict, other_test: dict, other_dev: dict) -> tuple[dict, dict]:
     """``preds`` re-decided by the dev-fitted mixture with another model's probabilities."""
-    from classifiers.calibration import fit_mix_weight
-
     out, weights = {}, {}
     for m, p in preds.items():
         w, dev_f1 = fit_mix_weight(dev_preds[m]["probs"], other_dev[m], dev_preds[m]["gold"])
@@ -99,15 +99,11 @@ def mixed(preds: dict, dev_preds: dict, other_test: dict, other_dev: dict) -> tu
 
 
 def level_only(metrics: dict) -> dict:
-    from classifiers.epitome_metrics import level_metrics
-
     return {m: level_metrics(p["gold"], p["pred"]) for m, p in metrics.items()}
 
 
 def calibrated(preds: dict, dev_preds: dict) -> tuple[dict, dict]:
     """``preds`` with levels re-decided by biases fitted on ``dev_preds`` (classifiers.calibration)."""
-    from classifiers.calibration import apply_bias, fit_level_bias
-
     out, biases = {}, {}
     for m, p in preds.items():
         bias, before, after = fit_level_bias(dev_preds[m]["probs"], dev_preds[m]["gold"])
@@ -126,9 +122,6 @@ def run_cv(models: list[tuple[str, object]], data_path, predict=predict_model, c
     With ``micromodels``, the micromodels baseline is refitted on each fold (thresholds on its dev part)
     and reported with rationale metrics, as the model is.
     """
-    from core.corpora import grouped_split, load_epitome
-    from classifiers.epitome_metrics import tfidf_probs
-
     by_fold: dict[int, tuple[str, object]] = {}
     ks, split_seeds, recipes = set(), set(), set()  # recipes: the config apart from seed and fold
     for path, scorer in models:
@@ -313,8 +306,6 @@ def markdown(report: dict) -> str:
 
 
 def main(args) -> int:
-    from classifiers.scorer import EmpathyScorer
-
     cfg = load_config(args)
     if args.model == "none":  # the baselines alone, over classifier.folds (default 10) folds
         report = run_baselines_cv(cfg.data_path(), cfg.classifier.folds or 10, cfg.classifier.split_seed)

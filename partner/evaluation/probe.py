@@ -26,6 +26,12 @@ from __future__ import annotations
 import logging
 import statistics
 
+from classifiers.scorer import EmpathyScorer
+from core.corpora import grouped_split, load_epitome
+from partner.metrics import paired_comparison
+
+from .classifier import git_commit, load_config, model_dirs, write_report
+
 log = logging.getLogger(__name__)
 
 CLEAR_DROP_P = 0.01
@@ -66,8 +72,6 @@ def _mean(xs) -> float:
 
 def paired_drop(own, other) -> dict:
     """Paired statistics of ``own.total - other.total`` and whether it is a clear drop (module docstring)."""
-    from partner.metrics import paired_comparison
-
     t = paired_comparison([a.total for a in own], [b.total for b in other])
     t["clear_drop"] = bool(t["mean_diff"] is not None and t["mean_diff"] > 0 and t["ci95"][0] > 0
                            and t["p_value"] < CLEAR_DROP_P)
@@ -202,11 +206,6 @@ def micromodels_scorer(pairs, split_seed: int, embedder=None):
 
 
 def main(args) -> int:
-    from core.corpora import grouped_split, load_epitome
-    from classifiers.scorer import EmpathyScorer
-
-    from .classifier import git_commit, load_config, model_dirs, write_report
-
     cfg = load_config(args)
     pairs, _ = load_epitome(cfg.data_path())
     test = grouped_split(pairs, lambda p: p.sp_id, cfg.classifier.split_seed)["test"]
