@@ -96,6 +96,14 @@ class Chrome:
             raise RuntimeError(f"{expr}: {res['exceptionDetails']}")
         return res["result"].get("value")
 
+    def wait_js(self, expr, expected, timeout=15):
+        """The value of ``expr`` once it equals ``expected`` (polled: the page restores its state from
+        storage after load, and a busy machine can run that a moment later); the last value at timeout."""
+        deadline = time.time() + timeout
+        while (value := self.js(expr)) != expected and time.time() < deadline:
+            time.sleep(0.05)
+        return value
+
     def open(self, url):
         self.events.clear()
         self.send("Page.navigate", session=True, url=url)
@@ -216,7 +224,7 @@ def test_rate_reload_download_analyze(tmp_path, chrome):
     assert chrome.js("document.getElementById('next').disabled") is True  # 2 questions still open
     progress = chrome.js("document.querySelector('#progress > div').style.width")
     chrome.reload()
-    assert chrome.js("document.getElementById('rate').hidden") is False  # straight back in, no prompt
+    assert chrome.wait_js("document.getElementById('rate').hidden", False) is False  # straight back in, no prompt
     assert chrome.js("document.getElementById('who').textContent") == "rater: rater 7"
     assert chrome.js("document.getElementById('where').textContent") == f"item {half + 1} of {n} \u00b7 {half} rated"
     assert chrome.js("document.querySelector('#progress > div').style.width") == progress
