@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from classifiers import configuration
-from classifiers.config import CoherenceConfig, EpitomeConfig, ReverseConfig
+from classifiers.config import CoherenceConfig, EpitomeConfig, PreferenceConfig, ReverseConfig
 from classifiers.configuration import option as _h
 from rewards.config import RewardConfig
 
@@ -127,6 +127,7 @@ class PartnerConfig:
     classifier: EpitomeConfig = _h("EPITOME empathy classifier", factory=EpitomeConfig)
     coherence: CoherenceConfig = _h("sentence coherence classifier", factory=CoherenceConfig)
     reverse: ReverseConfig = _h("reverse model for mutual information", factory=ReverseConfig)
+    preference: PreferenceConfig = _h("reward model learned from partner-ab ratings", factory=PreferenceConfig)
     rewards: RewardConfig = _h("reward stack", factory=RewardConfig)
     policy: PolicyConfig = _h("rewriting policy", factory=PolicyConfig)
     warmstart: WarmStartConfig = _h("supervised warm start", factory=WarmStartConfig)

@@ -158,4 +158,61 @@ def study_dirs(root: str | Path) -> list[Study]:
     return out
 
 
-__all__ = ["PreferencePair", "Study", "load_preference_pairs", "load_studies", "read_package_items", "study_dirs"]
+def source_of(input_id: str) -> str:
+    """The corpus an input id comes from: its prefix (``epi-...`` -> ``epi``, ``esc-...`` -> ``esc``)."""
+    return input_id.split("-", 1)[0] if "-" in input_id else ""
+
+
+def split_inputs(inputs: Iterable[str], heldout_fraction: float, seed: int) -> tuple[set[str], set[str]]:
+    """(train, held-out) sets of input ids: a seeded share of each source's posts is held out, so
+    every corpus (EPITOME, ESConv) is on both sides and no post is on both."""
+    import numpy as np
+
+    if not 0 < heldout_fraction < 1:
+        raise ValueError(f"heldout_fraction is {heldout_fraction}; expected a share between 0 and 1")
+    by_source: dict[str, list[str]] = defaultdict(list)
+    for i in sorted(set(inputs)):
+        by_source[source_of(i)].append(i)
+    rng = np.random.default_rng(seed)
+    held: set[str] = set()
+    for source in sorted(by_source):
+        ids = by_source[source]
+        k = max(1, round(heldout_fraction * len(ids))) if len(ids) > 1 else 0
+        held |= {ids[j] for j in rng.permutation(len(ids))[:k].tolist()}
+    return set().union(*by_source.values()) - held, held
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """One compared item under one question: the majority of its raters (a split vote is a tie)."""
+
+    seeker_post: str
+    reply_a: str
+    reply_b: str
+    answer: str
+    input: str
+    system_a: str
+    system_b: str
+    harm: tuple[str, ...]   # every rater's harm flag for the item
+    item_id: str
+
+
+def item_outcomes(pairs: Iterable[PreferencePair], question: str = "overall") -> list[ItemOutcome]:
+    from collections import Counter
+
+    grouped: dict[str, list[PreferencePair]] = defaultdict(list)
+    for p in pairs:
+        if p.question == question:
+            grouped[p.item_id].append(p)
+    out = []
+    for item, ps in sorted(grouped.items()):
+        c = Counter(p.answer for p in ps).most_common()
+        answer = "tie" if len(c) > 1 and c[0][1] == c[1][1] else c[0][0]
+        p = ps[0]
+        out.append(ItemOutcome(p.seeker_post, p.reply_a, p.reply_b, answer, p.input, p.system_a, p.system_b,
+                               tuple(q.harm for q in ps if q.harm is not None), item))
+    return out
+
+
+__all__ = ["ItemOutcome", "PreferencePair", "Study", "item_outcomes", "load_preference_pairs", "load_studies",
+           "read_package_items", "source_of", "split_inputs", "study_dirs"]
