@@ -97,6 +97,8 @@ class PreferenceConfig:
     finetune: str = _h("lora (saves only the adapter and the head) | full (saves the whole encoder)", "lora")
     lora_r: int = _h("LoRA rank on every linear layer of the encoder", 16)
     lora_alpha: int = _h("LoRA alpha", 32)
+    lora_layers: int = _h("LoRA only in the top N encoder layers (0 = all); the backward pass then stops below them, "
+                          "which is what makes CPU training fast", 0)
     ties: str = _h("overall ties: drop | half (a 0.5 Bradley-Terry target)", "drop")
     aux_questions: list[str] = _h("other questions whose decisive answers join as extra pairs, weighted by aux_weight",
                                   factory=list)

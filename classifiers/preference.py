@@ -56,12 +56,23 @@ def encode(tokenizer, seeker_posts: Sequence[str], replies: Sequence[str], max_l
     return enc["input_ids"]
 
 
-def _lora_targets(model) -> list[str]:
-    """Every linear layer of the encoder (the head is trained in full, not through LoRA)."""
+def _lora_targets(model, top_layers: int = 0) -> list[str]:
+    """The linear layers of the encoder, in its top ``top_layers`` layers only when > 0 (the pooler above
+    them always); the head is trained in full, not through LoRA."""
+    import re
+
     import torch.nn as nn
 
-    return [name for name, m in model.named_modules()
-            if isinstance(m, nn.Linear) and not name.startswith(("classifier", "score"))]
+    n_layers = model.config.num_hidden_layers
+    out = []
+    for name, m in model.named_modules():
+        if not isinstance(m, nn.Linear) or name.startswith(("classifier", "score")):
+            continue
+        layer = re.search(r"\.layers?\.(\d+)\.", name)
+        if top_layers and layer and int(layer.group(1)) < n_layers - top_layers:
+            continue
+        out.append(name)
+    return out
 
 
 def _base_model(backbone: str):
@@ -209,7 +220,7 @@ def train(cfg: PreferenceConfig, examples: list[PairExample], out: str | Path,
         from peft import LoraConfig, TaskType
 
         peft_config = LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                 lora_dropout=0.0, target_modules=_lora_targets(model),
+                                 lora_dropout=0.0, target_modules=_lora_targets(model, cfg.lora_layers),
                                  modules_to_save=["classifier"] if hasattr(model, "classifier") else ["score"])
     chosen = encode(tok, [e.seeker_post for e in examples], [e.chosen for e in examples], cfg.max_len)
     rejected = encode(tok, [e.seeker_post for e in examples], [e.rejected for e in examples], cfg.max_len)

@@ -116,6 +116,16 @@ class RewriteConfig:
     guard_retries: int = _h("partner/warmstart: when the guard rejects a sentence, sample up to this many new ones "
                             "for the same position (top-p, seeded) before the window becomes a stop; 0 = stop at once",
                             0)
+    rank_by: str = _h("with candidates > 1, what picks the candidate: reward (the training reward rewards.*) | "
+                      "preference (the preference model rewards.preference_model: score gain over the original; "
+                      "min_gain is then in its logits)", "reward")
+    pool: list[str] = _h("with candidates > 1, the candidate sources: policy (greedy + candidates-1 samples), "
+                         "retrieval (pool_retrieved nearest human-written EPITOME-train sentences, inserted at "
+                         "insert_at), zeroshot (SmolLM2-Instruct's sentence); each edit says its source",
+                         factory=lambda: ["policy"])
+    pool_retrieved: int = _h("retrieval candidates per input in the pool", 3)
+    preference_guard: bool = _h("partner/warmstart: an edited response the preference model scores below the "
+                                "original is not made (the original is returned)", False)
 
 
 @dataclass

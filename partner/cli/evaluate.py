@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--baselines", nargs="+", default=["epitome_total", "specificity", "length", "coherence", "mi",
                                                        "fluency"], help="predictors to compare with (default: all)")
     pf.add_argument("--no-baselines", action="store_true", help="the preference model only")
+    pf.add_argument("--scores-cache", default=None, metavar="JSON",
+                    help="reuse the baselines' scores of the held-out replies from this file, and add to it "
+                         "(default: OUT/baseline_scores.json)")
     pf.add_argument("--device", default=None, help="cpu, cuda (default: best available)")
     add_config(pf)
     for s in (c, pr, r, st, pf):

@@ -132,7 +132,26 @@ def predictors(cfg, names: list[str], device: str | None = None) -> dict[str, Ca
     return out
 
 
-def evaluate(model_dir: str | None, cfg, out: Path, baselines: list[str], device: str | None = None) -> dict:
+def _cached(path: Path | None, name: str, texts: list[tuple[str, str]], fn) -> list[float]:
+    """The baselines do not change between models: their scores of the held-out replies are kept in
+    ``path`` (JSON: name -> [[post, reply, score], ...]) and reused when they cover every reply."""
+    import json
+
+    from classifiers.jsonio import atomic_write_json
+
+    store = json.loads(path.read_text()) if path is not None and path.exists() else {}
+    known = {(p, r): v for p, r, v in store.get(name, [])}
+    if all(t in known for t in texts):
+        return [known[t] for t in texts]
+    values = fn([s for s, _ in texts], [r for _, r in texts])
+    if path is not None:
+        store[name] = [[p, r, v] for (p, r), v in zip(texts, values)]
+        atomic_write_json(path, store)
+    return values
+
+
+def evaluate(model_dir: str | None, cfg, out: Path, baselines: list[str], device: str | None = None,
+             scores_cache: Path | None = None) -> dict:
     from classifiers.jsonio import atomic_write_json, atomic_write_text
     from classifiers.preference import PreferenceModel
     from partner.ab.pairs import item_outcomes, load_studies, source_of, study_dirs
@@ -154,7 +173,8 @@ def evaluate(model_dir: str | None, cfg, out: Path, baselines: list[str], device
     results = {}
     for name, fn in fns.items():
         log.info("scoring %d replies with %s", len(texts), name)
-        cache = dict(zip(texts, fn(seekers, replies)))
+        values = fn(seekers, replies) if name == "preference" else _cached(scores_cache, name, texts, fn)
+        cache = dict(zip(texts, values))
         row = {}
         for label, subset in (("all", decisive), *((src, [o for o in decisive if source_of(o.input) == src])
                                                    for src in sorted({source_of(o.input) for o in decisive}))):
@@ -188,11 +208,12 @@ def markdown(report: dict) -> str:
     for name, r in res.items():
         a = r["all"]
         h = r["harm"]
+        auc = "n/a" if math.isnan(h["auc_all_replies"]) else f"{h['auc_all_replies']:.3f}"
         L.append(f"| {name} | {_pct(a['accuracy'])} ({_pct(a['ci'][0])}–{_pct(a['ci'][1])}) | {_pct(a['told_apart'])} | "
                  f"{_pct(a['accuracy_told_apart'])} | "
                  + " | ".join(f"{_pct(r[s]['accuracy'])} ({r[s]['n']})" for s in srcs)
                  + f" | {_pct(h['paired']['accuracy'])} ({h['paired']['n']}) | "
-                 f"{'n/a' if math.isnan(h['auc_all_replies']) else f'{h['auc_all_replies']:.3f}'} |")
+                 f"{auc} |")
     L += ["", report["note"]]
     return "\n".join(L) + "\n"
 
@@ -213,7 +234,8 @@ def main(args) -> int:
     cfg = load_config(args.config or DEFAULT_CONFIG, args.overrides)
     out = Path(args.out) if args.out else Path(args.model or "models/preference") / "eval"
     baselines = [] if args.no_baselines else args.baselines
-    report = evaluate(args.model, cfg, out, baselines, device=args.device)
+    report = evaluate(args.model, cfg, out, baselines, device=args.device,
+                      scores_cache=Path(args.scores_cache) if args.scores_cache else out / "baseline_scores.json")
     print(markdown(report))
     log.info("report -> %s", out / "preference_eval.md")
     return 0
