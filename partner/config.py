@@ -121,9 +121,15 @@ class RewriteConfig:
                       "min_gain is then in its logits)", "reward")
     pool: list[str] = _h("with candidates > 1, the candidate sources: policy (greedy + candidates-1 samples), "
                          "retrieval (pool_retrieved nearest human-written EPITOME-train sentences, inserted at "
-                         "insert_at), zeroshot (SmolLM2-Instruct's sentence); each edit says its source",
+                         "insert_at), zeroshot (SmolLM2-Instruct's sentence), template (rewrite.template); each edit "
+                         "says its source",
                          factory=lambda: ["policy"])
     pool_retrieved: int = _h("retrieval candidates per input in the pool", 3)
+    record_candidates: bool = _h("with ranking, write every candidate (source, text, edits) into the output line's "
+                                 "'candidates', so the pool can be ranked again (candidates_from)", False)
+    candidates_from: str = _h("partner/warmstart: rank the candidates recorded in this earlier output (by "
+                              "record_candidates; matched by seeker post and response) instead of generating; "
+                              "rank_by, pool, keep_original and min_gain apply", "")
     preference_guard: bool = _h("partner/warmstart: an edited response the preference model scores below the "
                                 "original is not made (the original is returned)", False)
 

@@ -28,6 +28,7 @@ GREEDY = "greedy"
 SAMPLED = "sampled"
 RETRIEVAL = "retrieval"  # a human-written EPITOME-train sentence (partner.retrieval), inserted
 ZEROSHOT = "zeroshot"    # the instruction-tuned LM's sentence (rewriters.ZeroShotRewriter), inserted
+TEMPLATE = "template"    # the fixed sentence rewrite.template (the stock-sentence baseline), inserted
 
 
 @dataclass

@@ -264,20 +264,22 @@ class PolicyRewriter(Rewriter):
             raise ValueError(f"rewrite.candidates must be at least 1, got {candidates}")
         if guard_retries < 0:
             raise ValueError(f"rewrite.guard_retries must be 0 or more, got {guard_retries}")
-        if candidates > 1 and reward_fn is None:
-            raise ValueError("rewrite.candidates > 1 needs a reward function to rank the candidates")
+        if (candidates > 1 or pool) and reward_fn is None:
+            raise ValueError("rewrite.candidates > 1 (or a candidate pool) needs a reward function to rank the "
+                             "candidates")
         self.name, self.path, self.cfg, self.decoding, self.guard = method, path, policy_cfg, decoding, guard
         self.candidates, self.reward_fn, self.keep_original = int(candidates), reward_fn, keep_original
         self.min_gain = float(min_gain)
         self.pool, self.preference_guard, self.rank_by = list(pool), preference_guard, rank_by
         self.reverted = 0  # edits the preference guard did not make, this run
+        self.last_pool: list[list[dict]] = []  # the last batch's candidates per input (rewrite.record_candidates)
         self.guard_retries = int(guard_retries) if guard is not None else 0
         self.chosen: Counter = Counter()  # reward-ranked decoding: which kind of candidate won, this run
         self._episode = rewrite_one_batch
         self.policy = PartnerPolicy.load(str(path), cfg=policy_cfg, device=device)
 
     def describe(self) -> str:
-        if self.candidates > 1:
+        if self.candidates > 1 or self.pool:
             keep = (f", the unchanged response kept unless an edit gains >= {self.min_gain:g}" if self.keep_original
                     else "")
             ranker = "the preference model" if self.rank_by == "preference" else "the training reward"
@@ -300,7 +302,7 @@ class PolicyRewriter(Rewriter):
         import torch
 
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        if self.candidates > 1:
+        if self.candidates > 1 or self.pool:
             out = self._rewrite_ranked(list(seekers), list(responses), gen)
         else:
             results = self._episode(self.policy, list(seekers), list(responses), self.cfg,
@@ -346,7 +348,53 @@ class PolicyRewriter(Rewriter):
                 for text, edits in found:
                     if edits:
                         cands[i].append(rerank.Candidate(text, edits, rerank.insertion_info(responses[i], edits), kind))
+        self.last_pool = [[{"source": c.kind, "text": c.text, "edits": c.edits} for c in cs if c.kind != rerank.ORIGINAL]
+                          for cs in cands]
         sel = rerank.select(self.reward_fn, seekers, responses, cands, min_gain=self.min_gain)
+        self.chosen.update(sel.counts)
+        return [(c.text, rerank.tagged(c)) for c in sel.chosen]
+
+
+class RecordedPoolRewriter(Rewriter):
+    """Ranks the candidates an earlier ranked run recorded (rewrite.record_candidates), generating nothing:
+    a new reward model or pool setting applied to the same candidates in seconds."""
+
+    def __init__(self, method: str, path: str, reward_fn, pool_kinds: set[str], keep_original: bool = True,
+                 min_gain: float = 0.0, rank_by: str = "reward"):
+        from classifiers.jsonio import DataError, iter_json_objects
+
+        self.name, self.path, self.reward_fn, self.kinds = method, path, reward_fn, pool_kinds
+        self.keep_original, self.min_gain, self.rank_by = keep_original, float(min_gain), rank_by
+        self.chosen: Counter = Counter()
+        self.recorded: dict[tuple[str, str], list[dict]] = {}
+        for n, obj in iter_json_objects(path):
+            if "rewritten_response" not in obj:
+                continue  # an error record: that input has no pool
+            if not isinstance(obj.get("candidates"), list):
+                raise DataError(path, n, "candidates", "is missing: write the pool with --set "
+                                "rewrite.record_candidates=true")
+            self.recorded[(obj["seeker_post"], obj["response_post"])] = obj["candidates"]
+
+    def describe(self) -> str:
+        ranker = "the preference model" if self.rank_by == "preference" else "the training reward"
+        return (f"{self.name}: the {'/'.join(sorted(self.kinds))} candidates recorded in {self.path}, ranked by "
+                f"{ranker}" + (f", the unchanged response kept unless an edit gains >= {self.min_gain:g}"
+                               if self.keep_original else ""))
+
+    def rewrite(self, seekers, responses, seed=None):
+        from partner import rerank
+
+        cands = []
+        for s, r in zip(seekers, responses):
+            if (s, r) not in self.recorded:
+                raise KeyError(f"no recorded candidates for this input in {self.path} (seeker post {s[:40]!r}...)")
+            mine = [rerank.Candidate(r, [], rerank.stop_info(), rerank.ORIGINAL)] if self.keep_original else []
+            for c in self.recorded[(s, r)]:
+                if c["source"] in self.kinds:
+                    info = rerank.insertion_info(r, c["edits"]) if c["edits"] else rerank.stop_info()
+                    mine.append(rerank.Candidate(c["text"], c["edits"], info, c["source"]))
+            cands.append(mine or [rerank.Candidate(r, [], rerank.stop_info(), rerank.ORIGINAL)])
+        sel = rerank.select(self.reward_fn, list(seekers), list(responses), cands, min_gain=self.min_gain)
         self.chosen.update(sel.counts)
         return [(c.text, rerank.tagged(c)) for c in sel.chosen]
 
@@ -380,36 +428,49 @@ def build_rewriter(method: str, cfg, model: str | None = None, device=None) -> R
     reward_fn = preference = None
     if rc.rank_by not in ("reward", "preference"):
         raise ValueError(f"rewrite.rank_by is {rc.rank_by!r}; expected reward or preference")
-    if rc.preference_guard or (rc.candidates > 1 and rc.rank_by == "preference"):
+    ranked = rc.candidates > 1 or any(s != "policy" for s in rc.pool) or bool(rc.candidates_from)
+    if rc.preference_guard or (ranked and rc.rank_by == "preference"):
         from rewards.preference import PreferenceReward
         from rewards.stack import _pick
 
         preference = PreferenceReward(path=_pick(cfg.rewards.preference_model, cfg.run_dir, "preference", ""),
                                       device=device)
-    if rc.candidates > 1 and rc.rank_by == "preference":
+    if ranked and rc.rank_by == "preference":
         reward_fn = preference
-    elif rc.candidates > 1:
+    elif ranked:
         from rewards.stack import RewardStack
 
         # r_n scores an episode against the episodes before it: in decoding that would make a rewrite depend on
         # the inputs before it, so reranking leaves it out.
         ranking_cfg = dataclasses.replace(cfg, rewards=dataclasses.replace(cfg.rewards, w_novelty=0.0))
         reward_fn = RewardStack.from_config(ranking_cfg, device=device)
-    pool = _pool_sources(rc, cfg, guard, device) if rc.candidates > 1 else []
-    return PolicyRewriter(method, policy_path(method, model), cfg.policy, decoding=rc.decoding, device=device,
-                          guard=guard, candidates=rc.candidates, reward_fn=reward_fn, keep_original=rc.keep_original,
-                          min_gain=rc.min_gain, guard_retries=rc.guard_retries, pool=pool,
-                          preference_guard=preference if rc.preference_guard else None, rank_by=rc.rank_by)
+    if rc.candidates_from:
+        kinds = set()
+        for source in rc.pool:  # the policy's candidates are recorded as greedy / sampled
+            kinds |= {"greedy", "sampled"} if source == "policy" else {source}
+        return RecordedPoolRewriter(method, rc.candidates_from, reward_fn, kinds, rc.keep_original, rc.min_gain,
+                                    rc.rank_by)
+    pool = _pool_sources(rc, cfg, guard, device) if ranked else []
+    rewriter = PolicyRewriter(method, policy_path(method, model), cfg.policy, decoding=rc.decoding, device=device,
+                              guard=guard, candidates=rc.candidates, reward_fn=reward_fn,
+                              keep_original=rc.keep_original, min_gain=rc.min_gain, guard_retries=rc.guard_retries,
+                              pool=pool, preference_guard=preference if rc.preference_guard else None,
+                              rank_by=rc.rank_by)
+    rewriter.record_candidates = rc.record_candidates
+    return rewriter
 
 
 def _pool_sources(rc, cfg, guard, device) -> list:
     """(kind, fn(seekers, responses) -> per input [(text, edits), ...]) for the non-policy pool sources."""
     from partner import rerank
 
-    unknown = [s for s in rc.pool if s not in ("policy", "retrieval", "zeroshot")]
+    unknown = [s for s in rc.pool if s not in ("policy", "retrieval", "zeroshot", "template")]
     if unknown:
-        raise ValueError(f"rewrite.pool has {unknown}; choose from policy, retrieval, zeroshot")
+        raise ValueError(f"rewrite.pool has {unknown}; choose from policy, retrieval, zeroshot, template")
     out = []
+    if "template" in rc.pool:
+        out.append((rerank.TEMPLATE, lambda seekers, responses: [[insert_sentence(r, rc.template, rc.insert_at)]
+                                                                 for r in responses]))
     if "retrieval" in rc.pool:
         from partner.retrieval import RetrievalIndex
 

@@ -208,3 +208,41 @@ def test_shipped_agent_with_the_real_reward_stack(tmp_path):
     for (text, edits), original in zip(out, responses):
         assert (text == original) == (not edits)
     assert "best of 2" in rw.describe()
+
+
+def test_recorded_pool_is_ranked_again_without_generating(tiny_policy, tmp_path):  # noqa: F811
+    import json
+
+    from partner.config import PolicyConfig
+    from partner.rewrite import rewrite_records
+    from partner.rewriters import PolicyRewriter, RecordedPoolRewriter, insert_sentence
+    from rewards.preference import PreferenceReward
+
+    def retrieved(seekers, responses):
+        return [[insert_sentence(r, "A kind word."), insert_sentence(r, "A bad word.")] for r in responses]
+
+    cfg = PolicyConfig(backbone="tiny-gpt2", max_sentence_tokens=6, max_context_tokens=32)
+    rw = PolicyRewriter("partner", tiny_policy, cfg, candidates=2, reward_fn=PreferenceReward(FakePreference()),
+                        pool=[(rerank.RETRIEVAL, retrieved)], rank_by="preference")
+    rw.record_candidates = True
+    recs = rewrite_records([{"seeker_post": s, "response_post": r} for s, r in zip(SEEKERS, RESPONSES)], rw, seed=0)
+    assert all({c["source"] for c in rec["candidates"]} >= {"greedy", "sampled", "retrieval"} for rec in recs)
+    path = tmp_path / "pool.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    # the same ranking from the record gives the same rewrites
+    again = RecordedPoolRewriter("partner", str(path), PreferenceReward(FakePreference()), {"greedy", "sampled",
+                                                                                              "retrieval"})
+    assert again.rewrite(SEEKERS, RESPONSES) == [(r["rewritten_response"], r["edits"]) for r in recs]
+    # only the policy's greedy candidate, no original: the greedy episode itself
+    greedy = RecordedPoolRewriter("partner", str(path), PreferenceReward(FakePreference()), {"greedy"},
+                                  keep_original=False)
+    want = [next(c for c in r["candidates"] if c["source"] == "greedy")["text"] for r in recs]
+    assert [t for t, _ in greedy.rewrite(SEEKERS, RESPONSES)] == want
+    with pytest.raises(KeyError):
+        again.rewrite(["unknown post"], ["x"])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({k: v for k, v in recs[0].items() if k != "candidates"}) + "\n")
+    from classifiers.jsonio import DataError
+
+    with pytest.raises(DataError, match="record_candidates"):
+        RecordedPoolRewriter("partner", str(bad), None, {"greedy"})
