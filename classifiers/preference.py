@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import PreferenceConfig
-from .configuration import from_dict
+from core.configuration import from_dict
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def _lora_targets(model, top_layers: int = 0) -> list[str]:
 def _base_model(backbone: str):
     from transformers import AutoModelForSequenceClassification
 
-    from .registry import _hub_error, load_tokenizer, resolve
+    from core.registry import _hub_error, load_tokenizer, resolve
 
     tok = load_tokenizer(backbone)
     try:
@@ -103,7 +103,7 @@ class PreferenceModel:
     def from_pretrained(cls, path_or_dir: str | Path | None = None, device: str | None = None) -> "PreferenceModel":
         import torch
 
-        from .jsonio import DataError
+        from core.jsonio import DataError
 
         path = Path(path_or_dir) if path_or_dir else SHIPPED
         cfg_file = path / "preference.json"
@@ -207,7 +207,7 @@ def train(cfg: PreferenceConfig, examples: list[PairExample], out: str | Path,
     from datasets import Dataset
     from trl import RewardConfig
 
-    from .jsonio import atomic_write_json
+    from core.jsonio import atomic_write_json
 
     if cfg.finetune not in ("lora", "full"):
         raise ValueError(f"preference.finetune is {cfg.finetune!r}; expected lora or full")

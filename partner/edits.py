@@ -1,6 +1,6 @@
 """Sentence-level edits: the PARTNER action space (paper §5.2–5.3) and clean text after an edit.
 
-A response is a list of sentences (``classifiers.text.split_sentences``). The state is the seeker
+A response is a list of sentences (``core.text.split_sentences``). The state is the seeker
 post and a *window* of k contiguous sentences starting at sentence j. The position action has
 2k + 2 classes, in this order::
 
@@ -17,13 +17,23 @@ Text hygiene (the original code re-joined with ``'. '.join`` and doubled punctua
 candidates are stripped of generation artefacts, get a final period if they have no sentence
 terminator, lose repeated punctuation (".." -> ".", "?." -> "?"; an ellipsis stays), and the
 sentence before an inserted one gets a period if it had no terminator, so the rewritten text
-never reads "Hi I'm sorry." for "Hi" + "I'm sorry.". Sentences are re-joined with single spaces.
+never reads "Hi I'm sorry." for "Hi" + "I'm sorry.".
+
+The rewritten *text* (``render``) is the original response with the edits applied in place: every
+sentence no edit touched keeps its bytes, and so do the separators between them (paragraph and
+list newlines, double spaces). A new sentence follows the one before it after a space; the only
+other change is a period after a sentence that ends in a letter or digit when an edited sentence
+follows on the same line. The sentence lists above (the policy's state) are joined with spaces.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+from core.text import join_sentences, split_sentences
+from rewards.edit import EditInfo
 
 INSERT, REPLACE, STOP = "insert", "replace", "stop"
 
@@ -133,9 +143,31 @@ def _close(sentence: str) -> str:
     return s.rstrip(",;:-–— ") + "."
 
 
+def replay_edit(sentences: list[str], action: str, position: int, sentence: str) -> int | None:
+    """Apply one edit to a response's sentences, in place: the one replay rule of the toolkit.
+
+    ``insert`` puts ``sentence`` in at ``position`` (clamped to the response; an empty one changes
+    nothing); ``replace`` makes sentence ``position`` ``sentence``, and "" deletes it (paper §5.3);
+    a replacement outside the response changes nothing. Returns the index of the written sentence,
+    or None when none was written (a deletion, a no-op).
+    """
+    if action == INSERT:
+        if not sentence:
+            return None
+        position = max(0, min(position, len(sentences)))
+        sentences.insert(position, sentence)
+        return position
+    if action == REPLACE and 0 <= position < len(sentences):
+        if sentence:
+            sentences[position] = sentence
+            return position
+        del sentences[position]
+    return None
+
+
 def apply_edit(sentences: list[str], window_start: int, k: int, position_class: int,
                sentence: str) -> tuple[list[str], Edit]:
-    """Apply one edit to a response given as sentences; returns (new sentences, Edit).
+    """Apply one policy action to a response given as sentences; returns (new sentences, Edit).
 
     The input list is not modified. Raises ValueError for a class that is not valid for the
     window (e.g. replacing the second sentence of a one-sentence window).
@@ -150,25 +182,98 @@ def apply_edit(sentences: list[str], window_start: int, k: int, position_class: 
         return out, Edit(STOP, window_start, "", position_class, window_start)
     cand = clean_sentence(sentence)
     at = window_start + slot
-    if action == INSERT:
-        if cand:
-            if at > 0:
-                out[at - 1] = _close(out[at - 1])
-            out.insert(at, cand)
-        return out, Edit(INSERT, at, cand, position_class, window_start)
-    replaced = out[at]
-    if cand:
-        if at > 0:
-            out[at - 1] = _close(out[at - 1])
-        out[at] = cand
-    else:
-        del out[at]
-    return out, Edit(REPLACE, at, cand, position_class, window_start, replaced=replaced)
+    replaced = out[at] if action == REPLACE else None
+    if cand and at > 0:
+        out[at - 1] = _close(out[at - 1])
+    replay_edit(out, action, at, cand)
+    return out, Edit(action, at, cand, position_class, window_start, replaced=replaced)
+
+
+def apply_edits(response: str, edits: Sequence[dict]) -> str:
+    """The response after a partner-rewrite ``edits`` list (``{"action", "position", "sentence"}``,
+    each position in the response as it stood before that edit), made in place: the text outside the
+    edited sentences is kept byte for byte (``render``)."""
+    return render(response, [{**e, "sentence": (e.get("sentence") or "").strip()} for e in edits])
+
+
+def other_sentences(sentences: list[str], replaced: int | None = None) -> list[str]:
+    """The sentences a new one goes in beside: all of them, less the one it replaces (if any)."""
+    return [s for i, s in enumerate(sentences) if i != replaced]
+
+
+def written_sentences(response: str, edits: Sequence[dict]) -> Iterator[tuple[str, list[str]]]:
+    """(sentence, the response's other sentences when it was written) for every written sentence of
+    a partner-rewrite ``edits`` list, replaying the edits in order."""
+    sents = split_sentences(response)
+    for e in edits:
+        sentence = (e.get("sentence") or "").strip()
+        if sentence:
+            yield sentence, other_sentences(sents, int(e["position"]) if e["action"] == REPLACE else None)
+        replay_edit(sents, e["action"], int(e["position"]), sentence)
+
+
+def _spans(text: str, sentences: list[str]) -> list[tuple[int, int]] | None:
+    """Where each of ``split_sentences(text)`` lies in ``text`` (it normalises whitespace inside a
+    sentence, so match word by word); None if they cannot all be found in order."""
+    spans, at = [], 0
+    for sent in sentences:
+        pattern = r"\s*".join(re.escape(tok) for tok in sent.split())
+        m = re.compile(r"\s*(" + pattern + ")").match(text, at)
+        if m is None:
+            return None
+        spans.append(m.span(1))
+        at = m.end(1)
+    return spans
+
+
+def _field(edit, name: str):
+    return edit[name] if isinstance(edit, dict) else getattr(edit, name)
+
+
+def render(original: str, edits: list) -> str:
+    """The original response with ``edits`` (``Edit`` objects or ``{"action", "position",
+    "sentence"}`` dicts, positions as in ``apply_edit``, in the order applied) made in place; see the
+    module doc for what is kept byte for byte."""
+    sentences = split_sentences(original)
+    spans = _spans(original, sentences)
+    if spans is None:  # cannot happen for split_sentences' own output; fall back to the plain join
+        out = list(sentences)
+        for e in edits:
+            replay_edit(out, _field(e, "action"), int(_field(e, "position")), _field(e, "sentence") or "")
+        return join(out)
+    # items: [text, the original sentence index it occupies (None for an inserted sentence), edited]
+    items: list[list] = [[original[a:b], i, False] for i, (a, b) in enumerate(spans)]
+    for e in edits:
+        action, pos, sent = _field(e, "action"), int(_field(e, "position")), _field(e, "sentence") or ""
+        occupied = items[pos][1] if action == REPLACE and 0 <= pos < len(items) else None
+        replay_edit(items, action, pos, [sent, occupied, True] if sent else None)
+    if not spans or not items:
+        return join([t for t, _, _ in items])
+
+    def gap(j: int) -> str:  # the original text between sentence j-1 and sentence j
+        return original[spans[j - 1][1]:spans[j][0]]
+
+    pieces: list[str] = []
+    last = -1  # the original index of the last occupied item so far
+    for text, occ, edited in items:
+        if pieces:
+            if occ is None:
+                sep = " "
+            else:
+                # the separators the item now spans (after deletions): keep the one that breaks most
+                seps = [gap(j) for j in range(max(last + 1, 1), occ + 1)] or [" "]
+                sep = max(reversed(seps), key=lambda g: g.count("\n")) if occ > last + 1 else seps[-1]
+            if edited and "\n" not in sep and re.search(r"\w$", pieces[-1]) and not has_terminator(pieces[-1]):
+                pieces[-1] += "."
+            pieces.append(sep)
+        pieces.append(text)
+        if occ is not None:
+            last = occ
+    lead, tail = original[:spans[0][0]], original[spans[-1][1]:]
+    return lead + "".join(pieces) + tail
 
 
 def join(sentences: list[str]) -> str:
-    from classifiers.text import join_sentences
-
     return join_sentences(sentences)
 
 
@@ -178,7 +283,5 @@ def to_edit_info(window: list[str], edit: Edit):
     ``window`` is the window's sentences before the edit. ``replaced`` is the index of the
     replaced sentence in the window (None for insert and stop).
     """
-    from rewards.edit import EditInfo
-
     replaced = edit.position - edit.window_start if edit.action == REPLACE else None
     return EditInfo(candidate=edit.sentence, window=list(window), replaced=replaced, action=edit.action)

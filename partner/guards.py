@@ -4,15 +4,15 @@ Five failure kinds, all seen in trained agents' test-split rewrites (see the PAR
 
 - **risk words**: the sentence names death, suicide or self-harm ("Have you tried to die?", "Have you
   tried cutting yourself?", both written by agents trained against the classifier for suicidal
-  seekers, sessions 9 and 10). The classifier scores such a question as an exploration. A rewriter
+  seekers; docs/experiments.md). The classifier scores such a question as an exploration. A rewriter
   never brings these words into a response on its own; whether and how to ask about suicide is the
-  supporter's call under the platform's crisis protocol. A fixed word list (``rewards.guard.RISK_TERMS``),
+  supporter's call under the platform's crisis protocol. A fixed word list (``rewards.sentence_guard.RISK_TERMS``),
   so it also rejects harmless uses ("I'd die for a coffee"): a rejected sentence only becomes a stop.
 - **unsafe topics**: the sentence brings in sex, alcohol or drugs, an eating-disorder behaviour, a
   weapon or pills, or revenge ("Have you tried to starve yourself?" to a seeker whose mother told her to
   starve, "Have you tried to get a hooker?", sexual questions of suicidal seekers: agents trained with
-  the post-fit reward, session 13, audited in session 14). The same rule as risk words, its own list
-  (``rewards.guard.UNSAFE_TERMS``) and switch (``rewrite.block_unsafe_topics``).
+  the post-fit reward, found by the hand audit in docs/experiments.md). The same rule as risk words, its own list
+  (``rewards.sentence_guard.UNSAFE_TERMS``) and switch (``rewrite.block_unsafe_topics``).
 - **seeker copy**: the sentence repeats the seeker's own words as the supporter's ("I'm planning on
   killing myself and ..."). The empathy classifier scores such first-person emotional statements as
   emotional reactions, so the reward stack does not punish them; the warm start learnt it and RL
@@ -33,33 +33,13 @@ a repetition. Sentences shorter than three words have no trigrams and always pas
 The guards act on rewriting (``partner-rewrite``, ``rewrite.block_risk_terms``,
 ``rewrite.block_unsafe_topics``, ``rewrite.max_seeker_copy``,
 ``rewrite.max_response_copy`` and ``rewrite.max_repetition``; false or 0 switches one off). RL training sees
-the raw policy, so the logged rewards are the agent's own; with ``rewards.w_guard`` > 0 the reward
-subtracts ``w_guard`` for every new sentence the guard would reject (``rewards.guard``), so the agent
-learns not to write what rewriting would throw away. ``partner-eval rewrites`` reports the same
+the raw policy, so the logged rewards are the agent's own. ``partner-eval rewrites`` reports the same
 five shares for any output, and the share of written sentences that are questions.
 
 The checks themselves (``SentenceGuard``, ``seeker_copy``, ``self_repetition``, ``words``) live in
-``rewards.guard``, which both rewriting and the reward use; they are re-exported here.
+``rewards.sentence_guard`` (pure text, shared with the novelty penalty); they are re-exported here.
 """
 
 from __future__ import annotations
 
-from rewards.guard import SentenceGuard, seeker_copy, self_repetition, words  # noqa: F401 (re-exported)
-
-
-def other_sentences(sentences: list[str], replaced: int | None = None) -> list[str]:
-    """The sentences a new one goes in beside: all of them, less the one it replaces (if any)."""
-    return [s for i, s in enumerate(sentences) if i != replaced]
-
-
-def replay(response: str, edits: list[dict]):
-    """(sentence, the response's other sentences when it was written) for every written sentence of a
-    partner-rewrite ``edits`` list, replaying the edits in order (``partner.rewriters.apply_edit``)."""
-    from classifiers.text import split_sentences
-    from partner.rewriters import apply_edit
-
-    sents = split_sentences(response)
-    for e in edits:
-        if e.get("sentence"):
-            yield e["sentence"], other_sentences(sents, int(e["position"]) if e["action"] == "replace" else None)
-        apply_edit(sents, e)
+from rewards.sentence_guard import SentenceGuard, seeker_copy, self_repetition, words  # noqa: F401 (re-exported)

@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from rewards.edit import EditInfo
+
 ORIGINAL = "original"
 GREEDY = "greedy"
 SAMPLED = "sampled"
@@ -41,7 +43,7 @@ class Candidate:
 
 def insertion_info(response: str, edits: list[dict]):
     """The EditInfo of one inserted sentence (a retrieval or zero-shot candidate), for rewards that read it."""
-    from classifiers.text import split_sentences
+    from core.text import split_sentences
     from rewards.edit import EditInfo
 
     if not edits:
@@ -67,8 +69,6 @@ class Selection:
 
 def stop_info():
     """The EditInfo of leaving the response as it is."""
-    from rewards.edit import EditInfo
-
     return EditInfo(candidate="", window=[], replaced=None, action="stop")
 
 

@@ -2,7 +2,7 @@
 
 ``rewriter.rewrite(seekers, responses, seed=None) -> [(rewritten_text, edits)]`` where ``edits`` is
 ``[{"action": "insert" | "replace", "position": i, "sentence": "..."}]``: ``position`` is the index
-of the sentence (``classifiers.text.split_sentences``) in the response as it stood before that
+of the sentence (``core.text.split_sentences``) in the response as it stood before that
 edit, where the sentence is inserted or which sentence is replaced. A deletion is a replacement by
 "" (paper §5.3). Edits are listed in the order they were applied.
 
@@ -23,12 +23,20 @@ Methods (``build_rewriter``):
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 from collections import Counter
 from pathlib import Path
 
-from classifiers.text import join_sentences, split_sentences
+from core.registry import load_causal_lm
+from core.text import split_sentences
+from partner import rerank
+from partner.config import SHIPPED_MODELS
+from partner.edits import render
+from partner.guards import SentenceGuard
+from partner.retrieval import RetrievalIndex
+from rewards.stack import RewardStack
 
 log = logging.getLogger(__name__)
 
@@ -36,39 +44,20 @@ METHODS = ("partner", "warmstart", "identity", "template", "retrieval", "zerosho
 
 
 class MethodUnavailable(RuntimeError):
-    """A method whose code or trained weights do not exist yet."""
+    """A method whose trained weights are not there."""
 
 
 def insert_sentence(response: str, sentence: str, at: str = "start") -> tuple[str, list[dict]]:
-    """Insert ``sentence`` at the start or end of ``response``, keeping the original text as it is."""
+    """Insert ``sentence`` at the start or end of ``response``, keeping the original text as it is
+    (``partner.edits.render``)."""
     sentence = " ".join(sentence.split())
     if not sentence:
         return response, []
-    body = response.strip()
-    if at == "start":
-        text, pos = (f"{sentence} {body}" if body else sentence), 0
-    elif at == "end":
-        text, pos = (f"{body} {sentence}" if body else sentence), len(split_sentences(response))
-    else:
+    if at not in ("start", "end"):
         raise ValueError(f"insert_at must be 'start' or 'end', got {at!r}")
-    return text, [{"action": "insert", "position": pos, "sentence": sentence}]
-
-
-def apply_edit(sents: list[str], edit: dict) -> None:
-    """Apply one edit (positions as documented above) to a response's sentences, in place."""
-    pos = int(edit["position"])
-    if edit["action"] == "insert":
-        sents.insert(max(0, min(pos, len(sents))), edit["sentence"])
-    elif edit["action"] == "replace" and 0 <= pos < len(sents):
-        sents[pos] = edit["sentence"]
-
-
-def apply_edits(response: str, edits: list[dict]) -> str:
-    """The response after ``edits`` (positions as documented above); sentences joined by spaces."""
-    sents = split_sentences(response)
-    for e in edits:
-        apply_edit(sents, e)
-    return join_sentences(sents)
+    edits = [{"action": "insert", "position": 0 if at == "start" else len(split_sentences(response)),
+              "sentence": sentence}]
+    return render(response, edits), edits
 
 
 class Rewriter:
@@ -148,8 +137,6 @@ class ZeroShotRewriter(Rewriter):
                  guard=None):
         import torch
 
-        from classifiers.registry import load_causal_lm
-
         self.backbone, self.decoding, self.top_p, self.temperature = backbone, decoding, top_p, temperature
         self.max_new_tokens, self.max_input_tokens, self.at = max_new_tokens, max_input_tokens, at
         self.guard = guard
@@ -213,8 +200,6 @@ def _guard_note(guard) -> str:
 
 def policy_path(method: str, model: str | None = None) -> Path:
     """The policy folder of ``warmstart`` / ``partner``: --model, else the shipped one."""
-    from partner.config import SHIPPED_MODELS
-
     if model:
         return Path(model)
     if method == "partner" and (SHIPPED_MODELS / "policy_rl").exists():
@@ -224,9 +209,6 @@ def policy_path(method: str, model: str | None = None) -> Path:
 
 def _trained_context(path: Path, policy_cfg):
     """Use the context length the policy was trained with (policy_config.json), if it says."""
-    import dataclasses
-    import json
-
     meta_file = path / "policy_config.json"
     if not meta_file.exists():
         return policy_cfg
@@ -247,18 +229,19 @@ class PolicyRewriter(Rewriter):
         rewards.preference.PreferenceReward when ``rank_by`` is preference). ``pool``: further candidate sources,
         ``(kind, fn(seekers, responses) -> [[(text, edits), ...] per input])``. ``preference_guard``: a
         PreferenceReward; an edited response it scores below the original is not made."""
-        try:
-            from partner.episode import rewrite_one_batch
-            from partner.policy import PartnerPolicy
-        except ImportError as exc:
-            raise MethodUnavailable(
-                f"--method {method} is not available yet: the policy code (partner/policy.py, partner/episode.py) "
-                f"is missing ({exc}). Use a baseline: --method identity|template|retrieval|zeroshot") from exc
+        from partner.episode import rewrite_one_batch  # torch: loaded only when a policy is used
+        from partner.policy import PartnerPolicy
+
         if not path.exists():
             raise MethodUnavailable(
-                f"--method {method} is not available yet: no trained policy at {path}. Train one "
+                f"--method {method}: no trained policy at {path}. Train one "
                 f"(partner-train warmstart / rl) and pass --model, or use a baseline: "
                 f"--method identity|template|retrieval|zeroshot")
+        if not (path / "policy_config.json").is_file():
+            raise MethodUnavailable(
+                f"--method {method}: {path} is not a policy folder of this toolkit: it has no policy_config.json "
+                "(the metadata partner-train warmstart / rl write beside the trained position head). A plain "
+                "language model goes with --method zeroshot --model FOLDER")
         policy_cfg = _trained_context(path, policy_cfg)
         if candidates < 1:
             raise ValueError(f"rewrite.candidates must be at least 1, got {candidates}")
@@ -328,9 +311,7 @@ class PolicyRewriter(Rewriter):
         return out
 
     def _rewrite_ranked(self, seekers, responses, gen):
-        from partner import rerank
         from partner.episode import run_episodes
-        from partner.rl import reward_edit
 
         cands: list[list] = [[] for _ in responses]
         if self.keep_original:
@@ -341,7 +322,7 @@ class PolicyRewriter(Rewriter):
             eps = run_episodes(self.policy, seekers, responses, self.cfg, sample=sampled, generator=gen,
                                guard=self.guard, guard_retries=self.guard_retries)
             for i, ep in enumerate(eps):
-                cands[i].append(rerank.Candidate(ep.text, self._edits_json(ep.edits), reward_edit(ep),
+                cands[i].append(rerank.Candidate(ep.text, self._edits_json(ep.edits), ep.reward_edit(),
                                                  rerank.SAMPLED if sampled else rerank.GREEDY))
         for kind, source in self.pool:
             for i, found in enumerate(source(seekers, responses)):
@@ -361,7 +342,7 @@ class RecordedPoolRewriter(Rewriter):
 
     def __init__(self, method: str, path: str, reward_fn, pool_kinds: set[str], keep_original: bool = True,
                  min_gain: float = 0.0, rank_by: str = "reward"):
-        from classifiers.jsonio import DataError, iter_json_objects
+        from core.jsonio import DataError, iter_json_objects
 
         self.name, self.path, self.reward_fn, self.kinds = method, path, reward_fn, pool_kinds
         self.keep_original, self.min_gain, self.rank_by = keep_original, float(min_gain), rank_by
@@ -411,14 +392,10 @@ def build_rewriter(method: str, cfg, model: str | None = None, device=None) -> R
     if method == "template":
         return TemplateRewriter(rc.template, rc.insert_at)
     if method == "retrieval":
-        from partner.retrieval import RetrievalIndex
-
         index = RetrievalIndex.build_or_load(cfg.data_path(), embedder=rc.retrieval_embedder,
                                              min_words=rc.retrieval_min_words, max_words=rc.retrieval_max_words,
                                              device=device)
         return RetrievalRewriter(index, rc.insert_at)
-    from partner.guards import SentenceGuard
-
     guard = SentenceGuard.from_config(rc)
     if method == "zeroshot":
         return ZeroShotRewriter(model or rc.zeroshot_backbone or cfg.policy.backbone, decoding=rc.decoding,
@@ -431,15 +408,13 @@ def build_rewriter(method: str, cfg, model: str | None = None, device=None) -> R
     ranked = rc.candidates > 1 or any(s != "policy" for s in rc.pool) or bool(rc.candidates_from)
     if rc.preference_guard or (ranked and rc.rank_by == "preference"):
         from rewards.preference import PreferenceReward
-        from rewards.stack import _pick
+        from rewards.stack import _pick  # the same folder rule as the reward stack's models
 
         preference = PreferenceReward(path=_pick(cfg.rewards.preference_model, cfg.run_dir, "preference", ""),
                                       device=device)
     if ranked and rc.rank_by == "preference":
         reward_fn = preference
     elif ranked:
-        from rewards.stack import RewardStack
-
         # r_n scores an episode against the episodes before it: in decoding that would make a rewrite depend on
         # the inputs before it, so reranking leaves it out.
         ranking_cfg = dataclasses.replace(cfg, rewards=dataclasses.replace(cfg.rewards, w_novelty=0.0))

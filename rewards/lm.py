@@ -13,6 +13,9 @@ import logging
 import threading
 from pathlib import Path
 
+from classifiers.reverse import target_logprobs
+from core.registry import load_causal_lm
+
 log = logging.getLogger(__name__)
 
 
@@ -53,8 +56,6 @@ class FrozenLM:
 
     def _load(self) -> None:
         import torch
-
-        from classifiers.registry import load_causal_lm
 
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         log.info("loading the frozen LM %s on %s", self.name, device)
@@ -100,8 +101,6 @@ class FrozenLM:
     def target_logprobs(self, encoded: list[tuple[list[int], int]], adapter: bool = False,
                         batch_size: int = 16) -> list[tuple[float, int]]:
         """(sum log p, n tokens) of each encoded sequence's target; the reverse adapter on or off."""
-        from classifiers.reverse import target_logprobs
-
         model = self.model
         if adapter:
             if not self._has_adapter:

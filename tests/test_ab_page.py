@@ -165,6 +165,7 @@ def chrome(tmp_path):
     c.close()
 
 
+@pytest.mark.slow
 def test_rate_reload_download_analyze(tmp_path, chrome):
     res = export([str(FIX / "partner.jsonl"), str(FIX / "bart.jsonl")], tmp_path / "study",
                  ExportConfig(seed=5, attention_checks=2, include_original="original"))

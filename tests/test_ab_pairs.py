@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from classifiers.jsonio import DataError
+from core.jsonio import DataError
 from partner.ab.analyze import AnalyzeConfig, analyze
 from partner.ab.export import ExportConfig, export
 from partner.ab.pairs import load_preference_pairs, study_dirs, load_studies

@@ -1,6 +1,6 @@
 import pytest
 
-from classifiers.configuration import ConfigError, describe
+from core.configuration import ConfigError, describe
 from partner.config import PartnerConfig, load_config, DEFAULT_CONFIG, REPO_ROOT
 
 
@@ -11,7 +11,7 @@ def test_default_and_paper_configs_load():
     assert p.policy.backbone == "microsoft/DialoGPT-medium" and p.classifier.backbone == "roberta-base"
     assert (p.policy.window, p.policy.top_p) == (2, 0.92)
     assert (p.rewards.w_empathy, p.rewards.w_fluency, p.rewards.w_coherence, p.rewards.w_mi) == (1, 10, 0.1, 0.1)
-    assert p.rewards.lambda_mi == 0.5 and p.rewards.w_guard == 0.0  # the guard penalty is ours, not the paper's
+    assert p.rewards.lambda_mi == 0.5 and p.rewards.w_novelty == 0.0  # the novelty penalty is ours, not the paper's
     assert (p.rl.batch_size, p.rl.lr, p.rl.steps, p.rl.baseline_window) == (16, 1e-5, 20000, 100)
 
 
@@ -54,3 +54,36 @@ def test_a_config_can_state_only_what_it_changes_over_a_base(tmp_path):
         load_config(tmp_path / "c.yaml")
     # overrides still apply last, over the base and the file
     assert load_config(REPO_ROOT / "configs" / "gpu.yaml", ["rl.steps=3"]).rl.steps == 3
+
+
+@pytest.mark.parametrize("bad, msg", [
+    (["rewrite.decoding=beam"], r"--set rewrite\.decoding: must be one of greedy, sample; got 'beam'"),
+    (["rl.method=ppo"], r"rl\.method: must be one of reinforce, rloo; got 'ppo'"),
+    (["rewrite.method=bart"], r"rewrite\.method: must be one of"),
+    (["policy.top_p=1.5"], r"policy\.top_p: must be at most 1"),
+    (["policy.top_p=0"], r"policy\.top_p: must be above 0"),
+    (["rl.lr=-1e-4"], r"rl\.lr: must be above 0"),
+    (["rewrite.batch_size=0"], r"rewrite\.batch_size: must be at least 1"),
+    (["warmstart.stop_fraction=2"], r"warmstart\.stop_fraction: must be at most 1"),
+    (["classifier.finetune=adapter"], r"classifier\.finetune: must be one of"),
+])
+def test_values_are_checked_when_loaded(bad, msg):
+    with pytest.raises(ConfigError, match=msg):
+        load_config(DEFAULT_CONFIG, bad)
+
+
+def test_a_bad_value_in_a_file_names_the_file_and_the_key(tmp_path):
+    f = tmp_path / "exp.yaml"
+    f.write_text("classifier:\n  epochs: many\nrewrite:\n  decoding: beam\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(f)
+    # "exp.yaml, key classifier.epochs", never "exp.yaml.classifier.epochs"
+    assert str(err.value).startswith(f"{f}, key classifier.epochs: expected int")
+    f.write_text("rewrite:\n  decoding: beam\n")
+    with pytest.raises(ConfigError, match=rf"{f}, key rewrite\.decoding: must be one of greedy, sample"):
+        load_config(f)
+
+
+def test_describe_lists_choices_and_ranges():
+    lines = describe(PartnerConfig)
+    assert any(line.startswith("policy.top_p = 0.92") and line.endswith("[> 0, <= 1]") for line in lines)

@@ -1,8 +1,8 @@
 """Reward-ranked decoding (partner/rerank.py): selection, and the policy rewriter that uses it."""
 
 import pytest
-from test_rewrite import ODD, tiny_policy  # noqa: F401  (fixture)
 
+from conftest import ODD
 from partner import rerank
 from partner.rerank import Candidate
 
@@ -77,6 +77,7 @@ SEEKERS = ["I feel alone.", "Work is crushing me.", "I failed my exam."]
 RESPONSES = ["One. Two. Three.", "Take a break.", ""]
 
 
+@pytest.mark.slow
 def test_ranked_rewrites_keep_the_candidate_the_reward_prefers(tiny_policy):  # noqa: F811
     reward = CountingReward(lambda t: len(t))  # longest text wins
     rw = _policy_rewriter(tiny_policy, 4, reward)
@@ -94,6 +95,7 @@ def test_ranked_rewrites_keep_the_candidate_the_reward_prefers(tiny_policy):  # 
     assert again == out
 
 
+@pytest.mark.slow
 def test_keep_original_leaves_inputs_alone_when_no_edit_beats_them(tiny_policy):  # noqa: F811
     # a reward that punishes any change: the original (no edits) must win everywhere
     originals = set(RESPONSES)
@@ -109,6 +111,7 @@ def test_keep_original_leaves_inputs_alone_when_no_edit_beats_them(tiny_policy):
     assert rerank.ORIGINAL not in rw.chosen and sum(rw.chosen.values()) == 3
 
 
+@pytest.mark.slow
 def test_ranked_decoding_handles_odd_inputs(tiny_policy):  # noqa: F811
     rw = _policy_rewriter(tiny_policy, 2, CountingReward(lambda t: -len(t)))
     out = rw.rewrite([o["seeker_post"] for o in ODD], [o["response_post"] for o in ODD], seed=1)
@@ -214,7 +217,7 @@ def test_recorded_pool_is_ranked_again_without_generating(tiny_policy, tmp_path)
     import json
 
     from partner.config import PolicyConfig
-    from partner.rewrite import rewrite_records
+    from partner.rewrite_jsonl import rewrite_records
     from partner.rewriters import PolicyRewriter, RecordedPoolRewriter, insert_sentence
     from rewards.preference import PreferenceReward
 
@@ -242,7 +245,7 @@ def test_recorded_pool_is_ranked_again_without_generating(tiny_policy, tmp_path)
         again.rewrite(["unknown post"], ["x"])
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({k: v for k, v in recs[0].items() if k != "candidates"}) + "\n")
-    from classifiers.jsonio import DataError
+    from core.jsonio import DataError
 
     with pytest.raises(DataError, match="record_candidates"):
         RecordedPoolRewriter("partner", str(bad), None, {"greedy"})

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from partner import rewrite as rw
+from partner import rewrite_jsonl as rw
 from partner import rewriters
 from partner.evaluation import rewrites as ev
 
-from test_rewrite import FakeScorer, write_jsonl
+from conftest import FakeScorer, write_jsonl
 
 BIN = Path(sys.executable).parent
 

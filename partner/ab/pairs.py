@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from classifiers.jsonio import DataError
+from core.jsonio import DataError
 
 from .analyze import HARM, _check_raters, load_key, read_ratings
 

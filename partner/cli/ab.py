@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import argparse
 
+from partner.ab.analyze import analyze, AnalyzeConfig
+from partner.ab.export import export, ExportConfig
+
 from .common import add_common, run
 
 
@@ -60,8 +63,6 @@ def _main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     if args.what == "export":
-        from partner.ab.export import ExportConfig, export
-
         cfg = ExportConfig(seed=args.seed, attention_checks=args.attention_checks, reference=args.reference,
                            per_pair=args.per_pair, harm_question=args.harm_question,
                            include_original=args.original_name if args.include_original else None)
@@ -70,7 +71,6 @@ def _main(args: argparse.Namespace) -> int:
         print(f"package {m['package_id']}: {m['n_items']} items -> {res['package']} (send to raters)\n"
               f"key -> {res['key']} (keep it from raters)")
         return 0
-    from partner.ab.analyze import AnalyzeConfig, analyze
 
     out = args.out or str(Path(args.key).resolve().parent / "analysis")
     cfg = AnalyzeConfig(unit=args.unit, max_failed_checks=args.max_failed_checks, keep_latest=args.keep_latest,

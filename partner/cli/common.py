@@ -8,8 +8,9 @@ import os
 import sys
 from typing import Callable
 
-NOT_IMPLEMENTED = 3  # exit status of a command whose issue has not landed yet
-
+from core.configuration import ConfigError
+from core.jsonio import DataError, UsageError
+from core.registry import ModelResolutionError
 
 def setup(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
@@ -29,22 +30,14 @@ def add_config(parser: argparse.ArgumentParser) -> None:
                         help="override a config value, e.g. --set policy.top_p=0.9 (repeatable)")
 
 
-def not_implemented(what: str, issue: str) -> int:
-    print(f"{what}: not implemented yet (tracked in the issue '{issue}').", file=sys.stderr)
-    return NOT_IMPLEMENTED
-
-
 def run(main: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv=None) -> int:
-    """Parse, set up logging, run; known errors become one line on stderr and exit status 2."""
-    from classifiers.configuration import ConfigError
-    from classifiers.jsonio import DataError
-    from classifiers.registry import ModelResolutionError
-
+    """Parse, set up logging, run; known errors become one line on stderr and exit status 2 (a run that
+    finished with error records exits with core.jsonio.EXIT_LINE_ERRORS)."""
     args = parser.parse_args(argv)
     setup(getattr(args, "verbose", False))
     try:
         return int(main(args) or 0)
-    except (DataError, ConfigError, ModelResolutionError, FileNotFoundError) as exc:
+    except (DataError, UsageError, ConfigError, ModelResolutionError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

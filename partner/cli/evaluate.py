@@ -1,7 +1,7 @@
 """partner-eval: evaluate a classifier, probe its use of context, or evaluate rewrites.
 
-Each subcommand is ``main(args) -> int`` in its own module (see COMMANDS); one whose module does
-not exist yet reports "not implemented yet".
+Each subcommand is ``main(args) -> int`` in its own module (see COMMANDS), imported only when it
+runs; ``classifier --cv`` is ``partner.evaluation.cross_validation``.
 """
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from .common import add_common, add_config, not_implemented, run
+from .common import add_common, add_config, run
 
 COMMANDS = {
-    "classifier": ("partner.evaluation.classifier", "EPITOME empathy classifier"),
-    "probe": ("partner.evaluation.probe", "EPITOME empathy classifier"),
-    "rewrites": ("partner.evaluation.rewrites", "partner-rewrite, partner-eval and the baselines"),
-    "stock": ("partner.evaluation.stock", "partner-rewrite, partner-eval and the baselines"),
-    "preference": ("partner.evaluation.preference", "preference reward model"),
+    "classifier": "partner.evaluation.classifier",
+    "probe": "partner.evaluation.probe",
+    "rewrites": "partner.evaluation.rewrites",
+    "stock": "partner.evaluation.stock",
+    "preference": "partner.evaluation.preference",
 }
 
 
@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare every other file with this one, input by input (default: the last file)")
     r.add_argument("--scorer", default=None, metavar="CLASSIFIER",
                    help="re-score every file's empathy with this classifier folder instead of reading the files' "
-                        "own scores (a held-out judge: one the rewriter never trained or reranked against)")
+                        "own scores (a held-out judge: one the rewriter never trained or reranked against); "
+                        "'micromodels' = the shipped micromodels baseline, a judge that never reads the seeker post")
     r.add_argument("--context-check", action="store_true",
                    help="also score every original and rewrite under an unrelated seeker post: how much of the "
                         "empathy gain does not depend on the post (two more classifier passes per file; four when the "
@@ -78,14 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(args: argparse.Namespace) -> int:
-    module, issue = COMMANDS[args.what]
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name not in (module, module.rsplit(".", 1)[0]):
-            raise
-        return not_implemented(f"partner-eval {args.what}", issue)
-    return int(mod.main(args) or 0)
+    module = "partner.evaluation.cross_validation" if getattr(args, "cv", False) else COMMANDS[args.what]
+    return int(importlib.import_module(module).main(args) or 0)
 
 
 def main(argv=None) -> int:

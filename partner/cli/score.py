@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from classifiers.scorer import EmpathyScorer
+from core.jsonio import check_batch_size, check_output, process_jsonl
+
 from .common import add_common, run
 
 
@@ -32,15 +35,12 @@ def _main(args: argparse.Namespace) -> int:
     import logging
     from pathlib import Path
 
-    from classifiers.jsonio import process_jsonl
-    from classifiers.scorer import EmpathyScorer
-
     src = Path(args.input)
     if not src.exists():
         raise FileNotFoundError(f"{src}: no such file")
     out = Path(args.output) if args.output else src.with_name(src.stem + ".scored.jsonl")
-    if out.resolve() == src.resolve():
-        raise FileNotFoundError(f"{out}: the output must differ from the input")
+    check_batch_size(args.batch_size)
+    check_output(src, out)  # before the model loads
     scorer = EmpathyScorer.load(args.model, device=args.device)
     preference = None
     if args.preference_model:
@@ -57,10 +57,11 @@ def _main(args: argparse.Namespace) -> int:
                 row["preference"] = round(value, 4)
         return out
 
-    stats = process_jsonl(src, out, score, batch_size=args.batch_size, overwrite=args.overwrite, desc="scoring")
+    stats = process_jsonl(src, out, score, batch_size=args.batch_size, overwrite=args.overwrite, desc="scoring",
+                          run_key={"command": "partner-score", "model": args.model})
     logging.getLogger("partner.score").info("%d lines (%d resumed, %d errors) -> %s", stats.total, stats.skipped,
                                             stats.errors, out)
-    return 0
+    return stats.exit_status
 
 
 def main(argv=None) -> int:

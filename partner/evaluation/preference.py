@@ -86,7 +86,7 @@ def predictors(cfg, names: list[str], device: str | None = None) -> dict[str, Ca
         return EmpathyReward(device=device).totals(seekers, replies)
 
     def specificity(seekers, replies):
-        from classifiers.registry import load_sentence_embedder
+        from core.registry import load_sentence_embedder
         from partner import metrics
 
         return metrics.specificity(seekers, replies, load_sentence_embedder("minilm", device=device))
@@ -96,7 +96,7 @@ def predictors(cfg, names: list[str], device: str | None = None) -> dict[str, Ca
 
     def coherence(seekers, replies):
         from classifiers.coherence import CoherenceScorer
-        from classifiers.text import split_sentences
+        from core.text import split_sentences
 
         scorer = CoherenceScorer.load(None, device=device)
         pairs, owner = [], []
@@ -137,7 +137,7 @@ def _cached(path: Path | None, name: str, texts: list[tuple[str, str]], fn) -> l
     ``path`` (JSON: name -> [[post, reply, score], ...]) and reused when they cover every reply."""
     import json
 
-    from classifiers.jsonio import atomic_write_json
+    from core.jsonio import atomic_write_json
 
     store = json.loads(path.read_text()) if path is not None and path.exists() else {}
     known = {(p, r): v for p, r, v in store.get(name, [])}
@@ -152,7 +152,7 @@ def _cached(path: Path | None, name: str, texts: list[tuple[str, str]], fn) -> l
 
 def evaluate(model_dir: str | None, cfg, out: Path, baselines: list[str], device: str | None = None,
              scores_cache: Path | None = None) -> dict:
-    from classifiers.jsonio import atomic_write_json, atomic_write_text
+    from core.jsonio import atomic_write_json, atomic_write_text
     from classifiers.preference import PreferenceModel
     from partner.ab.pairs import item_outcomes, load_studies, source_of, study_dirs
     from partner.stages.preference import ratings_root

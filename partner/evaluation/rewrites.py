@@ -14,7 +14,8 @@ Empathy comes from the files' own ``empathy`` before/after scores; files written
 ``--scorer none`` are scored here with the shipped classifier if it exists. ``--scorer FOLDER``
 re-scores every file with that classifier instead: a held-out judge for rewriters that trained or
 reranked against the shipped one (the gain they show under their own classifier can be partly
-selection against it). Metrics whose model is
+selection against it). ``--scorer micromodels`` (the shipped ``models/micromodels``, or any folder
+``partner-train micromodels`` wrote) is a judge that cannot see the seeker post at all (seed 001). Metrics whose model is
 missing (classifier, coherence model) are reported as n/a with the reason, never guessed.
 
 Writes ``rewrites.json``, ``rewrites.md``, ``empathy_by_level.png`` and ``edits_by_level.png`` into
@@ -28,8 +29,20 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from classifiers.provenance import git_commit, machine_info
+from classifiers.coherence import CoherenceScorer
 from classifiers.scorer import MECHANISMS
+from core import corpora
+from core.configuration import ConfigError
+from core.jsonio import atomic_write_json, atomic_write_text, DataError, iter_json_objects
+from core.provenance import git_commit, machine_info
+from core.registry import load_causal_lm, load_sentence_embedder
+from partner import metrics, rewrite_jsonl
+from partner.config import DEFAULT_CONFIG, load_config
+from partner.edits import written_sentences
+from partner.guards import SentenceGuard, words
+from partner.rewrite_jsonl import ScorerUnavailable
+
+from .probe import derangement
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +51,6 @@ log = logging.getLogger(__name__)
 
 def read_rewrites(path: Path) -> tuple[list[dict], int]:
     """(rewritten records, number of error records) of a partner-rewrite output."""
-    from classifiers.jsonio import DataError, iter_json_objects
-
     records, errors = [], 0
     for n, obj in iter_json_objects(path):
         if "rewritten_response" not in obj:
@@ -81,21 +92,15 @@ class Models:
         return self._cache[key]
 
     def embedder(self):
-        from classifiers.registry import load_sentence_embedder
-
         return self._get("specificity embedder", lambda: load_sentence_embedder(
             self.cfg.rewrite.retrieval_embedder, device=self.device))
 
     def reference_lm(self):
-        from classifiers.registry import load_causal_lm
-
         name = self.cfg.rewards.reference_lm or self.cfg.policy.backbone
         return self._get("reference LM", lambda: load_causal_lm(name, device=self.device))
 
     def coherence(self):
         def load():
-            from classifiers.coherence import CoherenceScorer
-
             return CoherenceScorer.load(device=self.device)
         return self._get("coherence model", load)
 
@@ -108,10 +113,8 @@ class Models:
 
     def empathy(self):
         def load():
-            from partner.rewrite import ScorerUnavailable, load_scorer
-
             try:
-                return load_scorer(self.cfg.rewrite.scorer if self.cfg.rewrite.scorer != "none" else "")
+                return rewrite_jsonl.load_scorer(self.cfg.rewrite.scorer if self.cfg.rewrite.scorer != "none" else "")
             except ScorerUnavailable as exc:
                 raise FileNotFoundError(str(exc)) from exc
         return self._get("empathy classifier", load)
@@ -144,10 +147,8 @@ def scored_with_different_classifiers(files: list[Path]) -> int:
 def degenerate_edits(seekers: list[str], originals: list[str], edits: list[list[dict]]) -> dict:
     """Shares of the written sentences that partner.guards would reject (at its default thresholds), and
     the share that are questions (the form RL against the classifier collapses onto)."""
-    from partner.guards import SentenceGuard, replay
-
     g = SentenceGuard()
-    written = [(s, t, others) for s, o, es in zip(seekers, originals, edits) for t, others in replay(o, es)]
+    written = [(s, t, others) for s, o, es in zip(seekers, originals, edits) for t, others in written_sentences(o, es)]
     if not written:
         return {"written_sentences": 0, "seeker_copy_rate": None, "response_copy_rate": None,
                 "repetition_rate": None, "risk_rate": None, "unsafe_rate": None, "question_rate": None}
@@ -166,8 +167,6 @@ def sentence_diversity(edits: list[list[dict]]) -> dict:
     punctuation dropped), and the most common one with its share. A policy that collapses onto one
     stock sentence ("I'm sorry to hear that.") shows here, where corpus distinct-n over whole
     responses, dominated by the original text, barely moves."""
-    from partner.guards import words
-
     written = [" ".join(words(e["sentence"])) for es in edits for e in es if e.get("sentence")]
     if not written:
         return {"distinct_sentence_rate": None, "top_sentence": None, "top_sentence_share": None}
@@ -183,8 +182,6 @@ def _method(records: list[dict]) -> str:
 def paired_rows(rows: list[dict], against: int, key: str = "_items") -> list[dict]:
     """ΔEmpathy (``key`` = "_items") or the predicted win rate against the original (``"_pref_items"``)
     of every other file minus that of ``rows[against]``, on the inputs both rewrote."""
-    from partner import metrics
-
     ref = rows[against].get(key)
     if not ref:
         return []
@@ -214,10 +211,6 @@ def context_check(seekers: list[str], originals: list[str], rewrites: list[str],
     """
     from types import SimpleNamespace
 
-    from partner import metrics
-
-    from .probe import derangement
-
     other = derangement([SimpleNamespace(sp_id=s) for s in seekers])
     keep = [i for i, j in enumerate(other) if seekers[j] != seekers[i]]
     if not keep:
@@ -241,8 +234,6 @@ def context_check(seekers: list[str], originals: list[str], rewrites: list[str],
 
 
 def evaluate_file(path: Path, models: Models, rescore: bool = False, check_context: bool = False) -> dict:
-    from partner import metrics
-
     records, errors = read_rewrites(path)
     if not records:
         raise ValueError(f"{path}: no rewritten records")
@@ -497,8 +488,6 @@ def plots(rows: list[dict], out: Path) -> list[Path]:
 
 def _against_index(rows: list[dict], against: str | None) -> int:
     """The row the paired comparison is against: a file path or method label, default the last file."""
-    from classifiers.configuration import ConfigError
-
     if against is None:
         return len(rows) - 1
     labels = _labels(rows)
@@ -514,9 +503,6 @@ def _against_index(rows: list[dict], against: str | None) -> int:
 
 def main(args) -> int:
 
-    from classifiers.jsonio import atomic_write_json, atomic_write_text
-    from partner.config import DEFAULT_CONFIG, load_config
-
     cfg = load_config(args.config or DEFAULT_CONFIG, args.overrides)
     files = [Path(f) for f in args.files]
     for f in files:
@@ -531,7 +517,7 @@ def main(args) -> int:
     models = Models(cfg)
     clash = 0
     if judge:
-        if not Path(judge).is_dir():
+        if judge != "micromodels" and not Path(judge).is_dir():
             raise FileNotFoundError(f"--scorer {judge}: no classifier folder there")
         cfg.rewrite.scorer = judge
         if models.empathy() is None:
@@ -587,9 +573,6 @@ def export_inputs(corpus: str, out: Path, n: int = 0, seed: int = 0) -> int:
     file order.
     """
     import random
-
-    from classifiers import corpora
-    from classifiers.jsonio import atomic_write_text
 
     if corpus in ("epitome-test", "epitome-dev"):
         rows = [{"id": f"{p.sp_id}/{p.rp_id}", "seeker_post": p.seeker_post, "response_post": p.response_post,

@@ -57,7 +57,7 @@ def heldout_accuracy(model, outcomes) -> dict:
 
 
 def run(cfg, force: bool = False) -> Path:
-    from classifiers.jsonio import atomic_write_json, atomic_write_text
+    from core.jsonio import atomic_write_json, atomic_write_text
     from classifiers.preference import train
     from partner.ab.pairs import item_outcomes, load_studies, source_of, split_inputs, study_dirs
 

@@ -2,7 +2,7 @@
 
 Each output line is the input's fields plus ``rewritten_response``, ``edits``, ``empathy``:
 ``{"before": ..., "after": ...}`` (``EmpathyScorer`` JSON, or null when scoring is switched off) and
-``method``. Batches go through ``classifiers.jsonio.process_jsonl``: a bad line becomes an error
+``method``. Batches go through ``core.jsonio.process_jsonl``: a bad line becomes an error
 record with its line number, and re-running onto an existing output skips the lines it holds.
 
 Determinism: every batch is rewritten with a seed derived from ``--seed`` and the batch's own text,
@@ -17,6 +17,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from classifiers.scorer import EmpathyScorer
+from core.jsonio import process_jsonl
+from partner.config import SHIPPED_MODELS
+
 log = logging.getLogger(__name__)
 
 
@@ -25,17 +29,18 @@ class ScorerUnavailable(RuntimeError):
 
 
 def load_scorer(spec: str = "", device=None):
-    """EmpathyScorer for ``spec`` ("" = the shipped models/epitome, a folder, or "none" -> None)."""
+    """EmpathyScorer for ``spec`` ("" = the shipped models/epitome, a folder, or "none" -> None);
+    "micromodels" or a micromodels folder gives the context-free micromodels baseline (same ``score`` API)."""
     if spec == "none":
         return None
-    try:
-        from classifiers.scorer import EmpathyScorer
-    except ImportError as exc:
-        raise ScorerUnavailable(
-            f"the empathy classifier is not available yet ({exc}); pass --scorer none to rewrite without "
-            "the before/after empathy scores") from exc
-    from partner.config import SHIPPED_MODELS
+    from classifiers.micromodels import SHIPPED as MICROMODELS
+    from classifiers.micromodels import MicromodelScorer, is_micromodels_folder
 
+    if spec == "micromodels" or (spec and is_micromodels_folder(spec)):
+        path = MICROMODELS if spec == "micromodels" else Path(spec)
+        if not (path / "config.json").exists():
+            raise ScorerUnavailable(f"no micromodels at {path} (fit them with `partner-train micromodels`)")
+        return MicromodelScorer.load(path)
     path = Path(spec) if spec else SHIPPED_MODELS / "epitome"
     if not path.exists():
         raise ScorerUnavailable(
@@ -79,9 +84,15 @@ def rewrite_records(records: list[dict], rewriter, scorer=None, seed: int = 0,
 
 
 def rewrite_file(in_path, out_path, rewriter, scorer=None, batch_size: int = 16, seed: int = 0,
-                 overwrite: bool = False):
-    """Rewrite a JSONL file resumably (see module doc); returns classifiers.jsonio.RunStats."""
-    from classifiers.jsonio import process_jsonl
+                 overwrite: bool = False, run_key=None):
+    """Rewrite a JSONL file resumably (see module doc); returns core.jsonio.RunStats.
 
+    ``run_key`` is what a resumed run must share with the first one (partner-rewrite passes the
+    method, model, seed and config); the rewriter's name, the scorer and the batch size are always
+    part of it. An empty seeker post is an error record: there is nothing to be empathic about.
+    """
+    key = {"command": "partner-rewrite", "method": rewriter.name, "scorer": getattr(scorer, "path", None) if scorer
+           else None, "seed": seed, "batch_size": batch_size, "run": run_key}
     return process_jsonl(in_path, out_path, lambda recs: rewrite_records(recs, rewriter, scorer, seed),
-                         batch_size=batch_size, overwrite=overwrite, desc=f"rewrite ({rewriter.name})")
+                         batch_size=batch_size, overwrite=overwrite, desc=f"rewrite ({rewriter.name})",
+                         nonblank=("seeker_post",), run_key=key)
