@@ -75,7 +75,7 @@ def test_score_cli_adds_preference(tmp_path, tiny_model):
                    + json.dumps({"seeker_post": "I lost my job."}) + "\n"
                    + json.dumps({"seeker_post": "I lost my job.", "response_post": "Whatever."}) + "\n")
     out = tmp_path / "out.jsonl"
-    assert main([str(src), "-o", str(out), "--model", str(tiny_model), "--preference-model", str(pref)]) == 0
+    assert main([str(src), "-o", str(out), "--model", str(tiny_model), "--preference-model", str(pref)]) == 4  # a bad line
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(rows) == 3 and "error" in rows[1] and "preference" not in rows[1]
     model = PreferenceModel.from_pretrained(pref, device="cpu")
