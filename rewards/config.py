@@ -16,6 +16,11 @@ class RewardConfig:
     w_novelty: float = _h("weight of the novelty penalty r_n (not in the paper; rewards/novelty.py): minus the share of "
                           "the last novelty_window RL episodes that wrote the same new sentence; 0 switches it off", 0.0)
     novelty_window: int = _h("episodes r_n remembers (this batch included)", 256)
+    w_preference: float = _h("weight of the preference reward r_pref (not in the paper; rewards/preference.py): the "
+                             "preference model's score of the rewrite minus the original's (Bradley-Terry logits "
+                             "learned from partner-ab ratings); pair it with rl.kl_coef > 0; 0 switches it off", 0.0)
+    preference_model: str = _h("preference model folder; empty = run_dir/preference if complete, else the shipped "
+                               "models/preference", "")
     lambda_mi: float = _h("λ_MI: forward vs reverse log-likelihood in r_m (paper 0.5)", 0.5)
     empathy_mode: str = _h("argmax (paper) | expected: levels behind r_e", "argmax")
     reference_lm: str = _h("frozen LM for fluency (paper: GPT-2); empty = the policy backbone", "")

@@ -1,6 +1,7 @@
-"""The PARTNER reward: r = w_e·r_e + w_f·r_f + w_c·r_c + w_m·r_m (+ w_n·r_n), per sample (paper §5.5).
+"""The PARTNER reward: r = w_e·r_e + w_f·r_f + w_c·r_c + w_m·r_m (+ w_n·r_n + w_pref·r_pref), per sample (paper §5.5).
 
-r_n, the novelty penalty (``rewards.novelty``), is ours, not the paper's: off unless ``w_novelty`` > 0.
+r_n, the novelty penalty (``rewards.novelty``), and r_pref, the preference-model gain
+(``rewards.preference``), are ours, not the paper's: off unless ``w_novelty`` / ``w_preference`` > 0.
 It remembers recent episodes, so the stack has a ``state_dict`` for the RL trainer's checkpoints.
 
 ``RewardStack(cfg)(seekers, originals, rewrites, edits)`` returns a ``RewardOutput`` with the
@@ -35,7 +36,7 @@ from .trl import as_trl_reward
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("empathy", "fluency", "coherence", "mi", "guard", "novelty", "context", "fit")
+COMPONENTS = ("empathy", "fluency", "coherence", "mi", "guard", "novelty", "context", "fit", "preference")
 
 
 @dataclass
@@ -79,16 +80,17 @@ def _pick(explicit: str, run_dir: str | None, stage: str, shipped: str) -> str |
 class RewardStack:
     def __init__(self, cfg: RewardConfig | None = None, policy_backbone: str = "smollm2-135m",
                  reverse_backbone: str = "", run_dir: str | None = None, device: str | None = None,
-                 empathy_scorer=None, coherence_scorer=None, lms: dict | None = None):
+                 empathy_scorer=None, coherence_scorer=None, lms: dict | None = None, preference_model=None):
         """
         cfg: weights and switches. policy_backbone: p→ and the default reference / reverse base.
         run_dir: where ``partner-train`` stages wrote their models (used when cfg leaves paths empty).
         empathy_scorer / coherence_scorer: ready objects (tests, callers that hold them already).
         lms: {name: rewards.lm.FrozenLM} to reuse already loaded LMs.
+        preference_model: a ready PreferenceModel (or anything with its ``score``) behind r_pref.
         """
         self.cfg = cfg = cfg or RewardConfig()
         self.weights = {"empathy": cfg.w_empathy, "fluency": cfg.w_fluency, "coherence": cfg.w_coherence,
-                        "mi": cfg.w_mi, "novelty": cfg.w_novelty}
+                        "mi": cfg.w_mi, "novelty": cfg.w_novelty, "preference": cfg.w_preference}
         self.lms: dict = dict(lms or {})
 
         def lm(name: str):
@@ -117,6 +119,11 @@ class RewardStack:
                                                             cfg.max_response_tokens, cfg.batch_size)
         if cfg.w_novelty:
             self.components["novelty"] = NoveltyPenalty(cfg.novelty_window)
+        if cfg.w_preference:
+            from .preference import PreferenceReward
+
+            path = _pick(cfg.preference_model, run_dir, "preference", "")
+            self.components["preference"] = PreferenceReward(preference_model, path, device, max(cfg.batch_size, 32))
 
     @classmethod
     def from_config(cls, cfg, device: str | None = None, **kwargs) -> "RewardStack":

@@ -26,8 +26,9 @@ STAGES = {
     "warmstart": "partner.stages.warmstart",
     "rl": "partner.stages.rl",
     "micromodels": "partner.stages.micromodels",
+    "preference": "partner.stages.preference",
 }
-OUT_OF_PIPELINE = {"micromodels"}  # baselines: run only when named
+OUT_OF_PIPELINE = {"micromodels", "preference"}  # baselines and the ratings-learned reward: run only when named
 
 # stage -> the config sections (or keys) it reads, for `partner-train STAGE --help`
 STAGE_KEYS = {
@@ -37,6 +38,7 @@ STAGE_KEYS = {
     "warmstart": ("warmstart.", "policy."),
     "rl": ("rl.", "rewards.", "policy."),
     "micromodels": ("classifier.",),
+    "preference": ("preference.",),
 }
 
 
