@@ -1,0 +1,167 @@
+// The page of partner-serve: ask /suggest, show each suggestion where it goes, record the person's choices
+// through /feedback, and compose the reply from the draft and the accepted edits. Text is only ever set
+// with textContent (posts are untrusted), and nothing loads from anywhere but this server.
+"use strict";
+
+const NAMES = { ER: "emotional reaction", IP: "interpretation", EX: "exploration" };
+const $ = (id) => document.getElementById(id);
+const state = { request: null, sentences: [], accepted: [] };  // accepted: [{id, action, position, sentence}]
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function where(s, n) {
+  if (s.action === "replace") return `Replace sentence ${s.position + 1}`;
+  if (s.position === 0) return "Insert at the start";
+  if (s.position >= n) return "Add at the end";
+  return `Insert before sentence ${s.position + 1}`;
+}
+
+function compose() {
+  const n = state.sentences.length;
+  const inserts = Array.from({ length: n + 1 }, () => []);
+  const replaced = {};
+  for (const a of state.accepted) {
+    if (a.action === "insert") inserts[Math.min(a.position, n)].push(a.sentence);
+    else replaced[a.position] = a.sentence;  // two accepted replacements of one sentence: the later wins
+  }
+  const out = [];
+  for (let i = 0; i <= n; i++) {
+    out.push(...inserts[i]);
+    if (i < n) out.push(i in replaced ? replaced[i] : state.sentences[i]);
+  }
+  return out.map((t) => t.trim()).filter(Boolean).join(" ");
+}
+
+function preview(s) {
+  const p = el("p", "preview");
+  const n = state.sentences.length;
+  const mark = () => el("ins", null, s.sentence);
+  state.sentences.forEach((t, i) => {
+    if (s.action === "insert" && s.position === i) { p.append(mark(), " "); }
+    if (s.action === "replace" && s.position === i) { p.append(el("del", null, t), " ", mark(), " "); }
+    else p.append(t, " ");
+  });
+  if (s.action === "insert" && s.position >= n) p.append(mark());
+  return p;
+}
+
+async function post(path, body) {
+  const res = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" },
+                                  body: JSON.stringify(body) });
+  const data = await res.json().catch(() => ({ error: { message: `HTTP ${res.status}` } }));
+  if (!res.ok) throw new Error(data.error ? data.error.message : `HTTP ${res.status}`);
+  return data;
+}
+
+function decide(s, li, decision, sentence) {
+  li.classList.remove("open");
+  li.classList.add(decision === "dismissed" ? "dismissed" : "accepted");
+  li.querySelectorAll("button, textarea").forEach((b) => { b.disabled = true; });
+  li.querySelector(".state").textContent = decision;
+  if (decision !== "dismissed") {
+    state.accepted.push({ id: s.id, action: s.action, position: s.position, sentence });
+    li.querySelector(".sentence").textContent = sentence;
+    $("final").value = compose();
+  }
+  const body = { request_id: state.request, suggestion_id: s.id, decision };
+  if (decision === "edited") body.sentence = sentence;
+  post("/feedback", body).catch((e) => { $("status").textContent = `feedback not recorded: ${e.message}`; });
+}
+
+function card(s) {
+  const li = el("li", "open");
+  li.id = `s-${s.id}`;
+  const n = state.sentences.length;
+  li.append(el("div", "where", where(s, n)));
+  li.append(el("p", "sentence", s.sentence));
+  li.append(preview(s));
+  const mech = s.mechanism ? `adds ${NAMES[s.mechanism] || s.mechanism}` : "no EPITOME mechanism";
+  const gain = `${s.gain >= 0 ? "+" : ""}${s.gain.toFixed(2)}`;
+  li.append(el("div", "meta", `predicted gain ${gain} (readers prefer it ${Math.round(100 * s.win_prob)} %) · ` +
+                               `${mech} · from ${s.sources.join(", ")}`));
+  const row = el("div", "row");
+  const accept = el("button", "accept", "Accept");
+  const edit = el("button", "edit", "Edit");
+  const dismiss = el("button", "dismiss", "Dismiss");
+  [accept, edit, dismiss].forEach((b) => { b.type = "button"; });
+  accept.id = `accept-${s.id}`; edit.id = `edit-${s.id}`; dismiss.id = `dismiss-${s.id}`;
+  row.append(accept, edit, dismiss, el("span", "state"));
+  li.append(row);
+  accept.addEventListener("click", () => decide(s, li, "accepted", s.sentence));
+  dismiss.addEventListener("click", () => decide(s, li, "dismissed", s.sentence));
+  edit.addEventListener("click", () => {
+    const box = el("textarea");
+    box.id = `text-${s.id}`;
+    box.rows = 2;
+    box.value = s.sentence;
+    const use = el("button", "use", "Use my version");
+    use.type = "button";
+    use.id = `use-${s.id}`;
+    use.addEventListener("click", () => {
+      const t = box.value.trim();
+      if (t) decide(s, li, t === s.sentence ? "accepted" : "edited", t);
+    });
+    edit.disabled = true;
+    li.insertBefore(box, row);
+    row.prepend(use);
+    box.focus();
+  });
+  return li;
+}
+
+async function suggest(ev) {
+  ev.preventDefault();
+  const seeker = $("seeker").value, draft = $("draft").value;
+  const status = $("status");
+  status.className = "";
+  if (!seeker.trim() || !draft.trim()) {
+    status.className = "error";
+    status.textContent = "Paste both the post and your draft.";
+    return;
+  }
+  $("suggest").disabled = true;
+  status.textContent = "Thinking…";
+  const started = performance.now();
+  try {
+    const data = await post("/suggest", { seeker_post: seeker, draft, k: Number($("k").value) || 3 });
+    state.request = data.request_id;
+    state.sentences = data.draft_sentences;
+    state.accepted = [];
+    const risk = $("risk");
+    risk.hidden = !data.risk;
+    risk.textContent = data.risk ? data.risk.message : "";
+    const list = $("list");
+    list.replaceChildren(...data.suggestions.map(card));
+    $("none").hidden = data.suggestions.length > 0;
+    $("final").value = compose();
+    $("copied").textContent = "";
+    $("results").hidden = false;
+    status.textContent = `${data.suggestions.length} suggestion(s) in ${((performance.now() - started) / 1000).toFixed(1)} s`;
+  } catch (e) {
+    status.className = "error";
+    status.textContent = e.message;
+  } finally {
+    $("suggest").disabled = false;
+  }
+}
+
+async function copy() {
+  const text = $("final").value;
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch (e) {  // no clipboard permission (some browsers, plain http): copy the selection instead
+    $("final").select();
+    document.execCommand("copy");
+  }
+  $("copied").textContent = "Copied.";
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("form").addEventListener("submit", suggest);
+  $("copy").addEventListener("click", copy);
+});
