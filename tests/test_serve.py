@@ -255,3 +255,11 @@ def test_concurrent_appends_never_tear_a_line(tmp_path):
         t.join()
     lines = path.read_text().splitlines()
     assert len(lines) == 100 and all(json.loads(x)["decision"] == big for x in lines)
+
+
+def test_cli_refuses_bad_arguments_before_loading_anything(capsys):
+    from partner.cli.serve import main
+
+    assert main(["-k", "0"]) == 2 and "-k must be" in capsys.readouterr().err
+    assert main(["--sources", "policy,oracle", "--preference", "/nonexistent"]) == 2
+    assert "oracle" in capsys.readouterr().err

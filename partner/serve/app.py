@@ -123,7 +123,7 @@ def create_app(suggester, log=None, limits: Limits | None = None,
     from starlette.concurrency import run_in_threadpool
     from starlette.middleware import Middleware
     from starlette.middleware.trustedhost import TrustedHostMiddleware
-    from starlette.responses import FileResponse, JSONResponse
+    from starlette.responses import FileResponse, JSONResponse, Response
     from starlette.routing import Route
 
     from rewards.guard import risk_terms
@@ -136,6 +136,9 @@ def create_app(suggester, log=None, limits: Limits | None = None,
         async def endpoint(request):
             return FileResponse(STATIC / name, media_type=media_type)
         return endpoint
+
+    async def no_icon(request):  # browsers ask for one; answering 204 keeps their console free of 404s
+        return Response(status_code=204)
 
     async def health(request):
         return JSONResponse({"ok": True, "suggester": suggester.describe(), "logging": log is not None})
@@ -204,6 +207,7 @@ def create_app(suggester, log=None, limits: Limits | None = None,
         Route("/", static("index.html", "text/html; charset=utf-8")),
         Route("/static/serve.js", static("serve.js", "text/javascript; charset=utf-8")),
         Route("/static/serve.css", static("serve.css", "text/css; charset=utf-8")),
+        Route("/favicon.ico", no_icon),
         Route("/health", health),
         Route("/suggest", suggest, methods=["POST"]),
         Route("/feedback", feedback, methods=["POST"]),

@@ -294,7 +294,7 @@ def build_suggester(cfg, sources=SOURCES, preference: str | None = None, scorer:
     except ImportError as exc:
         raise MethodUnavailable(f"the preference model's code (classifiers/preference.py) is not here ({exc}); "
                                 "partner-serve ranks suggestions with it") from exc
-    pref_path = preference or str(SHIPPED_MODELS / "preference")
+    pref = PreferenceModel.from_pretrained(preference or str(SHIPPED_MODELS / "preference"), device=device)
     rc = cfg.rewrite
     guard = SentenceGuard.from_config(rc)
     built = []
@@ -316,7 +316,6 @@ def build_suggester(cfg, sources=SOURCES, preference: str | None = None, scorer:
                 rc.zeroshot_backbone or cfg.policy.backbone, decoding="greedy",
                 max_new_tokens=rc.zeroshot_max_new_tokens, max_input_tokens=rc.max_input_tokens, at=rc.insert_at,
                 device=device, guard=guard)))
-    pref = PreferenceModel.from_pretrained(pref_path, device=device)
     epitome = None
     if (scorer or "").lower() != "none":
         from classifiers.scorer import EmpathyScorer
