@@ -165,6 +165,19 @@ def test_suggest_refuses_non_json_bodies_unknown_hosts_and_routes():
     assert c.get("/", headers={"host": "evil.example"}).status_code == 400  # DNS rebinding
 
 
+def test_suggest_can_ask_only_some_sources():
+    s = Suggester([FixedSource(PROPOSALS[:1], "quick", quick=True), FixedSource(PROPOSALS[1:], "slow")],
+                  FakePreference(), FakeEpitome(), SentenceGuard())
+    c = client(s=s)
+    assert c.get("/health").json()["suggester"]["quick"] == ["quick"]
+    r = c.post("/suggest", json={"seeker_post": SEEKER, "draft": DRAFT, "sources": ["quick"]}).json()
+    assert [x["sources"] for x in r["suggestions"]] == [["quick"]] and s.sources[1].calls == 0
+    assert len(c.post("/suggest", json={"seeker_post": SEEKER, "draft": DRAFT}).json()["suggestions"]) == 3
+    for bad in (["oracle"], [], "quick"):
+        r = c.post("/suggest", json={"seeker_post": SEEKER, "draft": DRAFT, "sources": bad})
+        assert r.status_code == 422 and r.json()["error"]["field"] == "sources"
+
+
 def test_nothing_is_stored_without_a_log(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     c = client()

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium not found: ru
 def server(tmp_path):
     """(base URL, log path): the app with fake models and a log, on a free 127.0.0.1 port."""
     log_path = tmp_path / "choices.jsonl"
-    app = create_app(Suggester([FixedSource(PROPOSALS)], FakePreference(), FakeEpitome(), SentenceGuard()),
-                     log=FeedbackLog(log_path))
+    # a quick source with one proposal and a slow one with the rest: the page asks the quick one first
+    sources = [FixedSource(PROPOSALS[:1], "quick", quick=True), FixedSource(PROPOSALS[1:], "slow")]
+    app = create_app(Suggester(sources, FakePreference(), FakeEpitome(), SentenceGuard()), log=FeedbackLog(log_path))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
@@ -66,6 +67,7 @@ def test_suggest_accept_edit_dismiss_copy(server, chrome):
     url, log_path = server
     chrome.send("Browser.grantPermissions", origin=url, permissions=["clipboardReadWrite", "clipboardSanitizedWrite"])
     chrome.open(url + "/")
+    wait_for(chrome, "state.quick.length === 1")
     assert chrome.js("document.getElementById('results').hidden") is True
     # nothing pasted: the page says so and asks nothing of the server
     chrome.click("suggest")
@@ -74,13 +76,14 @@ def test_suggest_accept_edit_dismiss_copy(server, chrome):
     type_into(chrome, "seeker", SEEKER)
     type_into(chrome, "draft", DRAFT)
     chrome.click("suggest")
-    wait_for(chrome, "document.querySelectorAll('#list li').length > 0")
+    wait_for(chrome, "document.getElementById('status').dataset.done === '1'")
     cards = chrome.js("[...document.querySelectorAll('#list li')].map(li => [li.id, li.querySelector('.where').textContent, "
                       "li.querySelector('.sentence').textContent, li.querySelector('.meta').textContent, "
                       "li.querySelector('.preview ins').textContent])")
     assert [c[2] for c in cards] == ["I understand how heavy that feels.", "How are you feeling about it now?",
                                      "I'm so sorry you are going through this."]
     assert [c[1] for c in cards] == ["Replace sentence 2", "Add at the end", "Insert at the start"]
+    assert chrome.js("document.getElementById('status').textContent").startswith("3 suggestion(s) in ")
     assert all(c[2] == c[4] for c in cards)  # the preview marks the sentence where it goes
     assert "predicted gain +1.83" in cards[0][3] and "adds emotional reaction" in cards[0][3]
     assert chrome.js("document.querySelector('#list li .preview del').textContent") == "Try to keep busy."
@@ -108,10 +111,14 @@ def test_suggest_accept_edit_dismiss_copy(server, chrome):
 
     # every shown suggestion and every decision is in the log, and the log gives pairs
     deadline = time.time() + 10
-    while len(log_path.read_text().splitlines()) < 6:
+    while len(log_path.read_text().splitlines()) < 7:
         assert time.time() < deadline, log_path.read_text()
         time.sleep(0.05)
     events = [json.loads(x) for x in log_path.read_text().splitlines()]
+    # two requests: the quick source's one suggestion first, then the ranking over every source
+    first, second = dict.fromkeys(e["request_id"] for e in events if e["event"] == "shown")
+    assert [e["sentence"] for e in events if e["request_id"] == first] == [PROPOSALS[0][2]]
+    assert len([e for e in events if e["request_id"] == second and e["event"] == "shown"]) == 3
     assert sorted((e["suggestion_id"], e["decision"]) for e in events if e["event"] == "decision") == \
         sorted([(ids[2], "accepted"), (ids[0], "edited"), (ids[1], "dismissed")])
     pairs = load_feedback_pairs(log_path)

@@ -2,7 +2,7 @@
 
 - ``GET /``: the page (``static/index.html``, ``serve.js``, ``serve.css``; no external resources, a strict
   Content-Security-Policy).
-- ``POST /suggest`` ``{"seeker_post", "draft", "k"?}`` -> ``{"request_id", "draft_sentences", "suggestions",
+- ``POST /suggest`` ``{"seeker_post", "draft", "k"?, "sources"?}`` -> ``{"request_id", "draft_sentences", "suggestions",
   "risk", ...}`` (``partner.serve.suggest``).
 - ``POST /feedback`` ``{"request_id", "suggestion_id", "decision", "sentence"?}`` -> ``{"logged"}``.
 - ``GET /health`` -> what the app runs with.
@@ -143,9 +143,9 @@ def create_app(suggester, log=None, limits: Limits | None = None,
     async def health(request):
         return JSONResponse({"ok": True, "suggester": suggester.describe(), "logging": log is not None})
 
-    def run_suggest(seeker: str, draft: str, k: int):
+    def run_suggest(seeker: str, draft: str, k: int, sources):
         with model_lock:
-            return suggester.suggest(seeker, draft, k=k)
+            return suggester.suggest(seeker, draft, k=k, sources=sources)
 
     async def suggest(request):
         try:
@@ -155,9 +155,15 @@ def create_app(suggester, log=None, limits: Limits | None = None,
             k = data.get("k", getattr(suggester, "k", 3))
             if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= limits.max_k:
                 raise ApiError(422, "bad_value", f"'k' must be a whole number from 1 to {limits.max_k}", "k")
+            sources = data.get("sources")
+            known = suggester.describe()["sources"]
+            if sources is not None and (not isinstance(sources, list) or not sources
+                                        or not all(isinstance(x, str) and x in known for x in sources)):
+                raise ApiError(422, "bad_value", f"'sources' must be a non-empty list of {', '.join(known)}",
+                               "sources")
         except ApiError as exc:
             return _error(exc)
-        result = await run_in_threadpool(run_suggest, seeker, draft, k)
+        result = await run_in_threadpool(run_suggest, seeker, draft, k, sources)
         terms = sorted(set(risk_terms(seeker)))
         risk = {"terms": terms, "message": RISK_MESSAGE.format(terms=", ".join(f"“{t}”" for t in terms))} \
             if terms else None

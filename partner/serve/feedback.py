@@ -12,7 +12,8 @@ Appends are atomic: each event is one ``write`` of one line to a file opened wit
 lock, so two servers (or two threads) writing the same log never interleave or tear a line.
 
 ``load_feedback_pairs`` turns logs into preference pairs, the records ``partner/ab/pairs.py`` makes from
-``partner-ab`` ratings: for every draft, each reply the person accepted (the draft with that one edit, as
+``partner-ab`` ratings: for every draft (the same seeker post and draft, whichever request showed the
+suggestion: the page asks twice, quick sources first), each reply the person accepted (the draft with that one edit, as
 they kept it) is preferred to each reply they dismissed (the draft with that edit). Drafts where they only
 accepted or only dismissed give no pair: nothing was compared.
 """
@@ -107,7 +108,7 @@ def load_feedback_pairs(paths) -> list[dict]:
     pairs = []
     for path in paths:
         shown, decisions = read_events(path)
-        by_request: dict[str, dict[str, list[str]]] = {}
+        by_draft: dict[tuple[str, str], dict[str, list[str]]] = {}
         for key, d in decisions.items():
             s = shown[key]
             sentence = (d.get("sentence") or s["sentence"]) if d["decision"] == "edited" else s["sentence"]
@@ -115,16 +116,16 @@ def load_feedback_pairs(paths) -> list[dict]:
                 raise DataError(path, d["line"], "sentence", "empty for an edited suggestion")
             reply = apply_one(_sentences(s["draft"]), s["action"], int(s["position"]), str(sentence).strip())
             side = "dismissed" if d["decision"] == "dismissed" else "kept"
-            req = by_request.setdefault(key[0], {"kept": [], "dismissed": [], "seeker": s["seeker_post"]})
+            req = by_draft.setdefault((s["seeker_post"], s["draft"]), {"kept": [], "dismissed": [], "request": key[0]})
             if reply not in req[side]:
                 req[side].append(reply)
-        for request_id, req in by_request.items():
+        for (seeker, _), req in by_draft.items():
             for a in req["kept"]:
                 for b in req["dismissed"]:
                     if a != b:
-                        pairs.append({"seeker_post": req["seeker"], "reply_a": a, "reply_b": b,
+                        pairs.append({"seeker_post": seeker, "reply_a": a, "reply_b": b,
                                       "question": "overall", "answer": "A", "rater": RATER,
-                                      "source": f"{path}:{request_id}"})
+                                      "source": f"{path}:{req['request']}"})
     return pairs
 
 

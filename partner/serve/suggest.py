@@ -13,7 +13,8 @@ For one (seeker post, draft reply):
 3. The preference model scores the draft and the draft with each edit applied, alone; the gain is the
    difference (Bradley-Terry logits, so sigmoid(gain) is the predicted chance a reader prefers the edited
    reply). Only edits that gain more than ``min_gain`` are kept, best first, at most ``k``, one per sentence:
-   no suggestion where none beats the draft.
+   no suggestion where none beats the draft. A caller may ask only some sources: the page asks the quick one
+   (retrieval) first, so the first suggestions come while the policy and the zero-shot model still write.
 4. The EPITOME classifier scores each kept sentence (given the seeker post) for the mechanism it carries,
    and the reply before and after for the mechanisms whose level the edit raises.
 
@@ -112,6 +113,7 @@ class PolicySource:
     """The shipped policy's episodes: one greedy and ``samples`` sampled (top-p), batched in one call each."""
 
     name = "policy"
+    quick = False  # a few seconds of generation on a CPU
 
     def __init__(self, policy, cfg, samples: int = 3, greedy: bool = True, guard=None):
         self.policy, self.cfg, self.samples, self.greedy, self.guard = policy, cfg, int(samples), greedy, guard
@@ -146,6 +148,7 @@ class RetrievalSource:
     """The ``n`` high-empathy EPITOME-train sentences nearest the seeker post, inserted at the start and at the end."""
 
     name = "retrieval"
+    quick = True  # one MiniLM embedding and a dot product
 
     def __init__(self, index, n: int = 3, places: tuple[str, ...] = ("start",)):
         self.index, self.n, self.places = index, int(n), places
@@ -165,6 +168,7 @@ class ZeroShotSource:
     """The instruction-tuned backbone's one sentence (``ZeroShotRewriter``), inserted where it puts it."""
 
     name = "zeroshot"
+    quick = False
 
     def __init__(self, rewriter):
         self.rewriter = rewriter
@@ -193,15 +197,25 @@ class Suggester:
         self.k, self.min_gain = int(k), float(min_gain)
 
     def describe(self) -> dict:
-        return {"sources": [s.name for s in self.sources], "k": self.k, "min_gain": self.min_gain,
-                "guard": self.guard is not None and self.guard.active}
+        return {"sources": [s.name for s in self.sources],
+                "quick": [s.name for s in self.sources if getattr(s, "quick", False)], "k": self.k,
+                "min_gain": self.min_gain, "guard": self.guard is not None and self.guard.active}
 
-    def suggest(self, seeker: str, draft: str, k: int | None = None, seed: int = 0) -> Result:
+    def suggest(self, seeker: str, draft: str, k: int | None = None, seed: int = 0,
+                sources: list[str] | None = None) -> Result:
+        """``sources``: the names of the sources to ask (default all): the page asks the quick ones first, so the
+        first suggestions come in a second, then all of them."""
         k = self.k if k is None else int(k)
+        names = [s.name for s in self.sources]
+        unknown = set(sources or ()) - set(names)
+        if unknown:
+            raise ValueError(f"unknown sources {sorted(unknown)}; this suggester has {', '.join(names)}")
         sents = split_sentences(draft)
         seconds: dict[str, float] = {}
         proposals: list[Proposal] = []
         for src in self.sources:
+            if sources is not None and src.name not in sources:
+                continue
             t = time.perf_counter()
             proposals += src.propose(seeker, draft, seed=seed)
             seconds[src.name] = round(time.perf_counter() - t, 3)

@@ -36,8 +36,8 @@ class FakeEpitome:
 class FixedSource:
     """Proposals given up front, for every draft (positions clipped to the draft)."""
 
-    def __init__(self, proposals, name="fixed"):
-        self.proposals, self.name, self.calls = proposals, name, 0
+    def __init__(self, proposals, name="fixed", quick=False):
+        self.proposals, self.name, self.quick, self.calls = proposals, name, quick, 0
 
     def propose(self, seeker, draft, seed=0):
         from classifiers.text import split_sentences

@@ -5,7 +5,8 @@
 
 const NAMES = { ER: "emotional reaction", IP: "interpretation", EX: "exploration" };
 const $ = (id) => document.getElementById(id);
-const state = { request: null, sentences: [], accepted: [] };  // accepted: [{id, action, position, sentence}]
+// cards: [{s: suggestion, request, decided, li}]; accepted: [{id, action, position, sentence}] in the order accepted
+const state = { sources: [], quick: [], sentences: [], cards: [], accepted: [] };
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -58,7 +59,9 @@ async function post(path, body) {
   return data;
 }
 
-function decide(s, li, decision, sentence) {
+function decide(s, c, decision, sentence) {
+  const li = c.li;
+  c.decided = true;
   li.classList.remove("open");
   li.classList.add(decision === "dismissed" ? "dismissed" : "accepted");
   li.querySelectorAll("button, textarea").forEach((b) => { b.disabled = true; });
@@ -68,12 +71,12 @@ function decide(s, li, decision, sentence) {
     li.querySelector(".sentence").textContent = sentence;
     $("final").value = compose();
   }
-  const body = { request_id: state.request, suggestion_id: s.id, decision };
+  const body = { request_id: c.request, suggestion_id: s.id, decision };
   if (decision === "edited") body.sentence = sentence;
   post("/feedback", body).catch((e) => { $("status").textContent = `feedback not recorded: ${e.message}`; });
 }
 
-function card(s) {
+function card(s, c) {
   const li = el("li", "open");
   li.id = `s-${s.id}`;
   const n = state.sentences.length;
@@ -92,8 +95,8 @@ function card(s) {
   accept.id = `accept-${s.id}`; edit.id = `edit-${s.id}`; dismiss.id = `dismiss-${s.id}`;
   row.append(accept, edit, dismiss, el("span", "state"));
   li.append(row);
-  accept.addEventListener("click", () => decide(s, li, "accepted", s.sentence));
-  dismiss.addEventListener("click", () => decide(s, li, "dismissed", s.sentence));
+  accept.addEventListener("click", () => decide(s, c, "accepted", s.sentence));
+  dismiss.addEventListener("click", () => decide(s, c, "dismissed", s.sentence));
   edit.addEventListener("click", () => {
     const box = el("textarea");
     box.id = `text-${s.id}`;
@@ -104,7 +107,7 @@ function card(s) {
     use.id = `use-${s.id}`;
     use.addEventListener("click", () => {
       const t = box.value.trim();
-      if (t) decide(s, li, t === s.sentence ? "accepted" : "edited", t);
+      if (t) decide(s, c, t === s.sentence ? "accepted" : "edited", t);
     });
     edit.disabled = true;
     li.insertBefore(box, row);
@@ -112,6 +115,27 @@ function card(s) {
     box.focus();
   });
   return li;
+}
+
+function same(a, b) {
+  return a.action === b.action && a.position === b.position && a.sentence.trim() === b.sentence.trim();
+}
+
+// Show a ranking: cards already decided stay; the undecided ones make way for the new ranking, up to k in all.
+function show(data, k) {
+  const list = $("list");
+  const kept = state.cards.filter((c) => c.decided);
+  state.cards.filter((c) => !c.decided).forEach((c) => c.li.remove());
+  state.cards = kept;
+  for (const s of data.suggestions) {
+    if (state.cards.length >= k) break;
+    if (state.cards.some((c) => same(c.s, s))) continue;
+    const c = { s, request: data.request_id, decided: false };
+    c.li = card(s, c);
+    list.append(c.li);
+    state.cards.push(c);
+  }
+  $("none").hidden = state.cards.length > 0;
 }
 
 async function suggest(ev) {
@@ -124,24 +148,37 @@ async function suggest(ev) {
     status.textContent = "Paste both the post and your draft.";
     return;
   }
+  const k = Number($("k").value) || 3;
   $("suggest").disabled = true;
-  status.textContent = "Thinking…";
   const started = performance.now();
+  const secs = () => ((performance.now() - started) / 1000).toFixed(1);
+  // quick sources first (when the server has both kinds), so the first suggestions come at once
+  const quick = state.quick.length && state.quick.length < state.sources.length;
+  const stages = quick ? [state.quick, null] : [null];
+  $("list").replaceChildren();
+  state.cards = [];
+  state.accepted = [];
   try {
-    const data = await post("/suggest", { seeker_post: seeker, draft, k: Number($("k").value) || 3 });
-    state.request = data.request_id;
-    state.sentences = data.draft_sentences;
-    state.accepted = [];
-    const risk = $("risk");
-    risk.hidden = !data.risk;
-    risk.textContent = data.risk ? data.risk.message : "";
-    const list = $("list");
-    list.replaceChildren(...data.suggestions.map(card));
-    $("none").hidden = data.suggestions.length > 0;
-    $("final").value = compose();
-    $("copied").textContent = "";
-    $("results").hidden = false;
-    status.textContent = `${data.suggestions.length} suggestion(s) in ${((performance.now() - started) / 1000).toFixed(1)} s`;
+    for (const [i, sources] of stages.entries()) {
+      const more = i < stages.length - 1;
+      status.textContent = i === 0 ? "Thinking…" : `${state.cards.length} suggestion(s) in ${secs()} s · looking for more…`;
+      const body = { seeker_post: seeker, draft, k };
+      if (sources) body.sources = sources;
+      const data = await post("/suggest", body);
+      if (i === 0) {
+        state.sentences = data.draft_sentences;
+        const risk = $("risk");
+        risk.hidden = !data.risk;
+        risk.textContent = data.risk ? data.risk.message : "";
+        $("final").value = compose();
+        $("copied").textContent = "";
+        $("results").hidden = false;
+      }
+      show(data, k);
+      $("none").hidden = more || state.cards.length > 0;
+      status.textContent = `${state.cards.length} suggestion(s) in ${secs()} s` + (more ? " · looking for more…" : "");
+    }
+    status.dataset.done = "1";
   } catch (e) {
     status.className = "error";
     status.textContent = e.message;
@@ -162,6 +199,10 @@ async function copy() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  fetch("/health").then((r) => r.json()).then((h) => {
+    state.sources = h.suggester.sources;
+    state.quick = h.suggester.quick || [];
+  }).catch(() => {});
   $("form").addEventListener("submit", suggest);
   $("copy").addEventListener("click", copy);
 });
