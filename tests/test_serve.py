@@ -221,6 +221,10 @@ def test_choices_are_logged_and_become_preference_pairs(tmp_path):
                   "I understand how heavy this is.")])
     assert all(p["reply_b"] == dismissed and p["answer"] == "A" and p["question"] == "overall"
                and p["seeker_post"] == SEEKER and p["rater"] == "partner-serve" for p in pairs)
+    assert len({p["input"] for p in pairs}) == 1 and pairs[0]["input"].startswith("serve-")
+    assert {p["item_id"] for p in pairs} == {f"serve-{ids[0]}-{ids[2]}", f"serve-{ids[1]}-{ids[2]}"}
+    assert sorted(p["system_a"].split(":")[0] for p in pairs) == ["accepted", "edited"]
+    assert all(p["where"].startswith(f"{path}, line ") for p in pairs)
 
 
 def test_a_later_decision_replaces_an_earlier_one(tmp_path):

@@ -98,9 +98,13 @@ def read_events(path: str | os.PathLike) -> tuple[dict, dict]:
 
 
 def load_feedback_pairs(paths) -> list[dict]:
-    """Preference pairs from ``partner-serve`` logs: ``{"seeker_post", "reply_a", "reply_b", "question":
-    "overall", "answer": "A", "rater": "partner-serve", "source": "FILE:request_id"}`` with ``reply_a`` the
-    draft with an accepted (or edited-and-kept) edit and ``reply_b`` the same draft with a dismissed one."""
+    """Preference pairs from ``partner-serve`` logs, one per (kept, dismissed) reply of the same draft, with the
+    fields of ``partner.ab.pairs.PreferencePair``: ``reply_a`` is the draft with an accepted (or edited and kept)
+    edit, ``reply_b`` the same draft with a dismissed one, ``answer`` "A" on the ``overall`` question. ``input``
+    is ``serve-`` and a hash of the seeker post (splits group by it), ``rater`` is ``partner-serve`` (the log does
+    not say who decided), ``where`` the file and line of the decision on ``reply_a``."""
+    import hashlib
+
     from partner.serve.suggest import apply_one
 
     if isinstance(paths, (str, os.PathLike)):
@@ -108,24 +112,28 @@ def load_feedback_pairs(paths) -> list[dict]:
     pairs = []
     for path in paths:
         shown, decisions = read_events(path)
-        by_draft: dict[tuple[str, str], dict[str, list[str]]] = {}
-        for key, d in decisions.items():
+        by_draft: dict[tuple[str, str], dict[str, dict]] = {}
+        for key, d in sorted(decisions.items(), key=lambda kv: kv[1]["line"]):
             s = shown[key]
             sentence = (d.get("sentence") or s["sentence"]) if d["decision"] == "edited" else s["sentence"]
             if not str(sentence).strip():
                 raise DataError(path, d["line"], "sentence", "empty for an edited suggestion")
             reply = apply_one(_sentences(s["draft"]), s["action"], int(s["position"]), str(sentence).strip())
             side = "dismissed" if d["decision"] == "dismissed" else "kept"
-            req = by_draft.setdefault((s["seeker_post"], s["draft"]), {"kept": [], "dismissed": [], "request": key[0]})
-            if reply not in req[side]:
-                req[side].append(reply)
-        for (seeker, _), req in by_draft.items():
-            for a in req["kept"]:
-                for b in req["dismissed"]:
-                    if a != b:
-                        pairs.append({"seeker_post": seeker, "reply_a": a, "reply_b": b,
-                                      "question": "overall", "answer": "A", "rater": RATER,
-                                      "source": f"{path}:{req['request']}"})
+            group = by_draft.setdefault((s["seeker_post"], s["draft"]), {"kept": {}, "dismissed": {}})
+            group[side].setdefault(reply, {"id": key[1], "line": d["line"], "decision": d["decision"],
+                                           "sources": "+".join(s.get("sources") or [])})
+        for (seeker, _), group in by_draft.items():
+            input_id = "serve-" + hashlib.sha1(seeker.encode("utf-8")).hexdigest()[:12]
+            for a, ka in group["kept"].items():
+                for b, kb in group["dismissed"].items():
+                    if a == b:
+                        continue
+                    pairs.append({"seeker_post": seeker, "reply_a": a, "reply_b": b, "question": "overall",
+                                  "answer": "A", "rater": RATER, "item_id": f"serve-{ka['id']}-{kb['id']}",
+                                  "input": input_id, "system_a": f"{ka['decision']}:{ka['sources']}",
+                                  "system_b": f"dismissed:{kb['sources']}", "harm": None,
+                                  "study": f"partner-serve:{Path(path).name}", "where": f"{path}, line {ka['line']}"})
     return pairs
 
 
