@@ -330,6 +330,7 @@ def build_suggester(cfg, sources=SOURCES, preference: str | None = None, scorer:
                 rc.zeroshot_backbone or cfg.policy.backbone, decoding="greedy",
                 max_new_tokens=rc.zeroshot_max_new_tokens, max_input_tokens=rc.max_input_tokens, at=rc.insert_at,
                 device=device, guard=guard)))
+    split_sentences("Load the sentence splitter now. Its first call takes seconds.")
     epitome = None
     if (scorer or "").lower() != "none":
         from classifiers.scorer import EmpathyScorer

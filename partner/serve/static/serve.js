@@ -38,16 +38,22 @@ function compose() {
   return out.map((t) => t.trim()).filter(Boolean).join(" ");
 }
 
+// The draft around the edit (a sentence either side), the new sentence marked where it goes.
 function preview(s) {
   const p = el("p", "preview");
   const n = state.sentences.length;
   const mark = () => el("ins", null, s.sentence);
-  state.sentences.forEach((t, i) => {
-    if (s.action === "insert" && s.position === i) { p.append(mark(), " "); }
-    if (s.action === "replace" && s.position === i) { p.append(el("del", null, t), " ", mark(), " "); }
+  const from = Math.max(0, s.position - 1);
+  const to = Math.min(n, s.action === "replace" ? s.position + 2 : s.position + 1);
+  if (from > 0) p.append("… ");
+  for (let i = from; i < to; i++) {
+    const t = state.sentences[i];
+    if (s.action === "insert" && s.position === i) p.append(mark(), " ");
+    if (s.action === "replace" && s.position === i) p.append(el("del", null, t), " ", mark(), " ");
     else p.append(t, " ");
-  });
+  }
   if (s.action === "insert" && s.position >= n) p.append(mark());
+  if (to < n) p.append("…");
   return p;
 }
 
