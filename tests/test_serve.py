@@ -32,6 +32,14 @@ def test_to_draft_edits_maps_episode_positions_back_onto_the_draft():
                               {"action": "replace", "position": 0, "sentence": "Z."}]) == [("insert", 0, "X.")]
 
 
+def test_sentence_spans_find_each_sentence_in_order():
+    from partner.serve.suggest import sentence_spans
+
+    text = "Hi.\n\nHi. You ok?"
+    assert sentence_spans(text, ["Hi.", "Hi.", "You ok?"]) == [[0, 3], [5, 8], [9, 16]]
+    assert sentence_spans(text, ["Hi.", "Gone."]) is None
+
+
 def test_apply_one():
     sents = ["A.", "B."]
     assert apply_one(sents, "insert", 0, "X.") == "X. A. B."
@@ -128,7 +136,8 @@ def test_suggest_returns_suggestions_and_a_risk_prompt():
     assert r.status_code == 200
     data = r.json()
     assert len(data["suggestions"]) == 2 and data["logged"] is False
-    assert data["draft_sentences"] == split_sentences(DRAFT)
+    assert data["draft_sentences"] == split_sentences(DRAFT) and data["draft"] == DRAFT
+    assert [DRAFT[a:b] for a, b in data["draft_spans"]] == data["draft_sentences"]
     s = data["suggestions"][0]
     assert {"id", "action", "position", "sentence", "gain", "win_prob", "mechanism", "adds", "sources"} <= set(s)
     assert data["risk"]["terms"] == ["died"] and "crisis" in data["risk"]["message"]

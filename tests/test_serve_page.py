@@ -74,7 +74,7 @@ def test_suggest_accept_edit_dismiss_copy(server, chrome):
     assert "Paste both" in chrome.js("document.getElementById('status').textContent")
 
     type_into(chrome, "seeker", SEEKER)
-    type_into(chrome, "draft", DRAFT)
+    type_into(chrome, "draft", DRAFT.replace(". ", ".\n\n", 1))  # a paragraph break the reply must keep
     chrome.click("suggest")
     wait_for(chrome, "document.getElementById('status').dataset.done === '1'")
     cards = chrome.js("[...document.querySelectorAll('#list li')].map(li => [li.id, li.querySelector('.where').textContent, "
@@ -85,12 +85,12 @@ def test_suggest_accept_edit_dismiss_copy(server, chrome):
     assert [c[1] for c in cards] == ["Replace sentence 2", "Add at the end", "Insert at the start"]
     assert chrome.js("document.getElementById('status').textContent").startswith("3 suggestion(s) in ")
     assert all(c[2] == c[4] for c in cards)  # the preview marks the sentence where it goes
-    assert "predicted gain +1.83" in cards[0][3] and "adds emotional reaction" in cards[0][3]
+    assert "predicted gain +1.84" in cards[0][3] and "adds emotional reaction" in cards[0][3]
     assert chrome.js("document.querySelector('#list li .preview del').textContent") == "Try to keep busy."
     # the post names death: a prompt to the supporter, not a reply
     assert chrome.js("document.getElementById('risk').hidden") is False
     assert "crisis resources" in chrome.js("document.getElementById('risk').textContent")
-    assert chrome.js("document.getElementById('final').value") == DRAFT
+    assert chrome.js("document.getElementById('final').value") == DRAFT.replace(". ", ".\n\n", 1)
 
     ids = [c[0][2:] for c in cards]
     chrome.click(f"accept-{ids[2]}")  # insert at the start
@@ -100,8 +100,8 @@ def test_suggest_accept_edit_dismiss_copy(server, chrome):
     chrome.click(f"use-{ids[0]}")
     chrome.click(f"dismiss-{ids[1]}")
     sents = split_sentences(DRAFT)
-    want = " ".join(["I'm so sorry you are going through this.", sents[0], "I can see how heavy this is for you.",
-                     sents[2]])
+    want = (f"I'm so sorry you are going through this. {sents[0]}\n\nI can see how heavy this is for you. "
+            f"{sents[2]}")
     assert chrome.js("document.getElementById('final').value") == want
     assert chrome.js(f"document.getElementById('accept-{ids[1]}').disabled") is True
 

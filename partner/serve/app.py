@@ -178,7 +178,8 @@ def create_app(suggester, log=None, limits: Limits | None = None,
             while len(shown) > limits.remembered:
                 shown.popitem(last=False)
         return JSONResponse({
-            "request_id": result.request_id, "draft_sentences": result.draft_sentences,
+            "request_id": result.request_id, "draft": draft, "draft_sentences": result.draft_sentences,
+            "draft_spans": result.draft_spans,
             "draft_score": result.draft_score, "suggestions": [s.to_json() for s in result.suggestions],
             "risk": risk, "considered": result.considered, "rejected": result.rejected,
             "seconds": result.seconds, "logged": log is not None})

@@ -67,6 +67,7 @@ class Suggestion:
 class Result:
     request_id: str
     draft_sentences: list[str]
+    draft_spans: list[list[int]] | None               # [start, end) of each sentence in the draft (None: not found)
     draft_score: float
     suggestions: list[Suggestion]
     considered: int                                   # distinct proposals that passed the guard
@@ -84,6 +85,19 @@ def apply_one(draft_sentences: list[str], action: str, position: int, sentence: 
     else:
         raise ValueError(f"cannot {action} at {position} in a draft of {len(sents)} sentences")
     return join_sentences(sents)
+
+
+def sentence_spans(text: str, sentences: list[str]) -> list[list[int]] | None:
+    """[start, end) of each sentence in ``text``, found in order, so an edit can keep the rest of the text as the
+    person wrote it (line breaks included); None if a sentence is not found verbatim."""
+    spans, at = [], 0
+    for s in sentences:
+        i = text.find(s, at)
+        if i < 0:
+            return None
+        spans.append([i, i + len(s)])
+        at = i + len(s)
+    return spans
 
 
 def to_draft_edits(n_draft: int, edits: list[dict]) -> list[tuple[str, int, str]]:
@@ -150,7 +164,7 @@ class RetrievalSource:
     name = "retrieval"
     quick = True  # one MiniLM embedding and a dot product
 
-    def __init__(self, index, n: int = 3, places: tuple[str, ...] = ("start",)):
+    def __init__(self, index, n: int = 3, places: tuple[str, ...] = ("start", "end")):
         self.index, self.n, self.places = index, int(n), places
 
     def propose(self, seeker: str, draft: str, seed: int = 0) -> list[Proposal]:
@@ -266,7 +280,8 @@ class Suggester:
                 sources=sources_of[key], replaced=sents[p.position] if p.action == "replace" else None,
                 gain=round(gain, 4), win_prob=round(1 / (1 + math.exp(-gain)), 4), mechanism=mech,
                 sentence_levels=levels, adds=adds, reply=replies[i]))
-        return Result(uuid.uuid4().hex, sents, round(base, 4), out, len(cands), rejected, seconds)
+        return Result(uuid.uuid4().hex, sents, sentence_spans(draft, sents), round(base, 4), out, len(cands), rejected,
+                      seconds)
 
     def _mechanisms(self, seeker, draft, sentences, replies, seconds):
         """(strongest mechanism of the sentence, its levels, mechanisms the reply gains) per suggestion."""

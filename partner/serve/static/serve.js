@@ -6,7 +6,7 @@
 const NAMES = { ER: "emotional reaction", IP: "interpretation", EX: "exploration" };
 const $ = (id) => document.getElementById(id);
 // cards: [{s: suggestion, request, decided, li}]; accepted: [{id, action, position, sentence}] in the order accepted
-const state = { sources: [], quick: [], sentences: [], cards: [], accepted: [] };
+const state = { sources: [], quick: [], draft: "", sentences: [], spans: null, cards: [], accepted: [] };
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -22,20 +22,33 @@ function where(s, n) {
   return `Insert before sentence ${s.position + 1}`;
 }
 
+// The reply: the draft as the person wrote it (line breaks and all), with the accepted edits in their places.
 function compose() {
   const n = state.sentences.length;
   const inserts = Array.from({ length: n + 1 }, () => []);
   const replaced = {};
   for (const a of state.accepted) {
-    if (a.action === "insert") inserts[Math.min(a.position, n)].push(a.sentence);
-    else replaced[a.position] = a.sentence;  // two accepted replacements of one sentence: the later wins
+    if (a.action === "insert") inserts[Math.min(a.position, n)].push(a.sentence.trim());
+    else replaced[a.position] = a.sentence.trim();  // two accepted replacements of one sentence: the later wins
   }
-  const out = [];
-  for (let i = 0; i <= n; i++) {
-    out.push(...inserts[i]);
-    if (i < n) out.push(i in replaced ? replaced[i] : state.sentences[i]);
+  if (!state.spans) {  // sentences not found verbatim in the draft: join them with spaces
+    const out = [];
+    for (let i = 0; i <= n; i++) {
+      out.push(...inserts[i]);
+      if (i < n) out.push(i in replaced ? replaced[i] : state.sentences[i]);
+    }
+    return out.map((t) => t.trim()).filter(Boolean).join(" ");
   }
-  return out.map((t) => t.trim()).filter(Boolean).join(" ");
+  const text = state.draft;
+  let out = "", at = 0;
+  state.spans.forEach(([start, end], i) => {
+    out += text.slice(at, start);
+    out += inserts[i].map((t) => t + " ").join("");
+    out += i in replaced ? replaced[i] : text.slice(start, end);
+    at = end;
+  });
+  out += inserts[n].map((t) => " " + t).join("");
+  return out + text.slice(at);
 }
 
 // The draft around the edit (a sentence either side), the new sentence marked where it goes.
@@ -173,6 +186,8 @@ async function suggest(ev) {
       const data = await post("/suggest", body);
       if (i === 0) {
         state.sentences = data.draft_sentences;
+        state.spans = data.draft_spans;
+        state.draft = data.draft;
         const risk = $("risk");
         risk.hidden = !data.risk;
         risk.textContent = data.risk ? data.risk.message : "";
