@@ -85,7 +85,7 @@ def test_suggest_accept_edit_dismiss_copy(server, chrome):
     assert [c[1] for c in cards] == ["Replace sentence 2", "Add at the end", "Insert at the start"]
     assert chrome.js("document.getElementById('status').textContent").startswith("3 suggestion(s) in ")
     assert all(c[2] == c[4] for c in cards)  # the preview marks the sentence where it goes
-    assert "predicted gain +1.84" in cards[0][3] and "adds emotional reaction" in cards[0][3]
+    assert "predicted gain +1.83" in cards[0][3] and "adds emotional reaction" in cards[0][3]
     assert chrome.js("document.querySelector('#list li .preview del').textContent") == "Try to keep busy."
     # the post names death: a prompt to the supporter, not a reply
     assert chrome.js("document.getElementById('risk').hidden") is False

@@ -256,7 +256,8 @@ class Suggester:
         cands = list(kept.items())
         replies = [apply_one(sents, p.action, p.position, p.sentence) for _, p in cands]
         t = time.perf_counter()
-        scores = [float(x) for x in self.preference.score([seeker] * (len(replies) + 1), [draft] + replies)]
+        plain = join_sentences(sents)  # the draft as the edited replies are written: a fair comparison
+        scores = [float(x) for x in self.preference.score([seeker] * (len(replies) + 1), [plain] + replies)]
         seconds["preference"] = round(time.perf_counter() - t, 3)
         base = scores[0]
         ranked = sorted(range(len(cands)), key=lambda i: -scores[i + 1])
@@ -270,7 +271,7 @@ class Suggester:
             seen.add(_norm(cands[i][1].sentence))
             chosen.append((i, gain))
 
-        described = self._mechanisms(seeker, draft, [cands[i][1].sentence for i, _ in chosen],
+        described = self._mechanisms(seeker, plain, [cands[i][1].sentence for i, _ in chosen],
                                      [replies[i] for i, _ in chosen], seconds)
         out = []
         for (i, gain), (mech, levels, adds) in zip(chosen, described):
