@@ -289,3 +289,34 @@ def test_cli_refuses_bad_arguments_before_loading_anything(capsys):
     assert main(["-k", "0"]) == 2 and "-k must be" in capsys.readouterr().err
     assert main(["--sources", "policy,oracle", "--preference", "/nonexistent"]) == 2
     assert "oracle" in capsys.readouterr().err
+
+
+def test_retrieval_source_proposes_the_nearest_sentences_at_the_start_and_the_end():
+    import numpy as np
+    import torch
+
+    from partner.serve.suggest import RetrievalSource
+
+    class Embedder:
+        def encode(self, texts, **kw):
+            return np.array([[1.0, 0.0]] * len(texts), dtype=np.float32)
+
+    class Index:
+        sentences = ["far", "nearest", "second"]
+        embeddings = torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.8, 0.6]])
+        embedder = Embedder()
+
+    props = RetrievalSource(Index(), n=2).propose("post", "One. Two. Three.")
+    assert [(p.action, p.position, p.sentence) for p in props] == [
+        ("insert", 0, "nearest"), ("insert", 3, "nearest"), ("insert", 0, "second"), ("insert", 3, "second")]
+
+
+def test_zeroshot_source_inserts_its_sentence():
+    from partner.rewriters import ZeroShotRewriter
+    from partner.serve.suggest import ZeroShotSource
+
+    rw = ZeroShotRewriter("tiny-gpt2", decoding="sample", max_new_tokens=8, max_input_tokens=64)
+    props = ZeroShotSource(rw).propose("I feel alone.", "One. Two.", seed=1)
+    assert all(p.action == "insert" and p.position == 0 and p.source == "zeroshot" for p in props)
+    assert [(p.sentence) for p in props] == [s for _, e in rw.rewrite(["I feel alone."], ["One. Two."], seed=1)
+                                            for s in [x["sentence"] for x in e]]
