@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(args: argparse.Namespace) -> int:
+    import os
+
+    # Every model is embedded or on disk; the app makes no network call, and neither may a library on its behalf.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import uvicorn
 
     from partner.config import DEFAULT_CONFIG, load_config
