@@ -85,3 +85,29 @@ class ReverseConfig:
                            "CPU cores", 320)
     max_heldout: int = _h("cap on held-out examples for the perplexity report", 80)
     seed: int = _h("seed", 42)
+
+
+@dataclass
+class PreferenceConfig:
+    ratings: str = _h("partner-ab studies to learn from: a folder of study folders (each with key.json, package/, "
+                      "ratings/) or one study folder (empty = $PARTNER_DATA/ratings)", "")
+    backbone: str = _h("cross-encoder over (seeker post, reply): minilm (default), mpnet, roberta-base, a folder",
+                       "minilm")
+    max_len: int = _h("tokens kept of seeker post + reply together (the longer one is cut first)", 256)
+    finetune: str = _h("lora (saves only the adapter and the head) | full (saves the whole encoder)", "lora")
+    lora_r: int = _h("LoRA rank on every linear layer of the encoder", 16)
+    lora_alpha: int = _h("LoRA alpha", 32)
+    lora_layers: int = _h("LoRA only in the top N encoder layers (0 = all); the backward pass then stops below them, "
+                          "which is what makes CPU training fast", 0)
+    ties: str = _h("overall ties: drop | half (a 0.5 Bradley-Terry target)", "drop")
+    aux_questions: list[str] = _h("other questions whose decisive answers join as extra pairs, weighted by aux_weight",
+                                  factory=list)
+    aux_weight: float = _h("loss weight of an auxiliary-question pair (an overall pair weighs 1)", 0.3)
+    epochs: float = _h("training epochs", 3.0)
+    batch_size: int = _h("pairs per step (two sequences each)", 16)
+    lr: float = _h("learning rate (LoRA wants more than full fine-tuning)", 3e-4)
+    warmup: float = _h("share of steps of linear warm-up", 0.1)
+    center: float = _h("RewardTrainer's center_rewards_coefficient: keeps scores near 0 (0 = off)", 0.01)
+    heldout_fraction: float = _h("share of seeker posts held out, per source (EPITOME, ESConv), grouped by post", 0.22)
+    split_seed: int = _h("seed of the held-out split", 13)
+    seed: int = _h("training seed", 42)

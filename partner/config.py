@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from classifiers import configuration
-from classifiers.config import CoherenceConfig, EpitomeConfig, ReverseConfig
+from classifiers.config import CoherenceConfig, EpitomeConfig, PreferenceConfig, ReverseConfig
 from classifiers.configuration import option as _h
 from rewards.config import RewardConfig
 
@@ -116,6 +116,22 @@ class RewriteConfig:
     guard_retries: int = _h("partner/warmstart: when the guard rejects a sentence, sample up to this many new ones "
                             "for the same position (top-p, seeded) before the window becomes a stop; 0 = stop at once",
                             0)
+    rank_by: str = _h("with candidates > 1, what picks the candidate: reward (the training reward rewards.*) | "
+                      "preference (the preference model rewards.preference_model: score gain over the original; "
+                      "min_gain is then in its logits)", "reward")
+    pool: list[str] = _h("with candidates > 1, the candidate sources: policy (greedy + candidates-1 samples), "
+                         "retrieval (pool_retrieved nearest human-written EPITOME-train sentences, inserted at "
+                         "insert_at), zeroshot (SmolLM2-Instruct's sentence), template (rewrite.template); each edit "
+                         "says its source",
+                         factory=lambda: ["policy"])
+    pool_retrieved: int = _h("retrieval candidates per input in the pool", 3)
+    record_candidates: bool = _h("with ranking, write every candidate (source, text, edits) into the output line's "
+                                 "'candidates', so the pool can be ranked again (candidates_from)", False)
+    candidates_from: str = _h("partner/warmstart: rank the candidates recorded in this earlier output (by "
+                              "record_candidates; matched by seeker post and response) instead of generating; "
+                              "rank_by, pool, keep_original and min_gain apply", "")
+    preference_guard: bool = _h("partner/warmstart: an edited response the preference model scores below the "
+                                "original is not made (the original is returned)", False)
 
 
 @dataclass
@@ -127,6 +143,7 @@ class PartnerConfig:
     classifier: EpitomeConfig = _h("EPITOME empathy classifier", factory=EpitomeConfig)
     coherence: CoherenceConfig = _h("sentence coherence classifier", factory=CoherenceConfig)
     reverse: ReverseConfig = _h("reverse model for mutual information", factory=ReverseConfig)
+    preference: PreferenceConfig = _h("reward model learned from partner-ab ratings", factory=PreferenceConfig)
     rewards: RewardConfig = _h("reward stack", factory=RewardConfig)
     policy: PolicyConfig = _h("rewriting policy", factory=PolicyConfig)
     warmstart: WarmStartConfig = _h("supervised warm start", factory=WarmStartConfig)

@@ -116,17 +116,22 @@ class RetrievalIndex:
 
     def nearest(self, queries: list[str], exclude: list[str] | None = None) -> list[str]:
         """The indexed sentence most similar to each query, skipping any already in ``exclude[i]``."""
+        return [found[0] for found in self.nearest_k(queries, 1, exclude)]
+
+    def nearest_k(self, queries: list[str], k: int, exclude: list[str] | None = None) -> list[list[str]]:
+        """The ``k`` indexed sentences most similar to each query, best first, skipping any in ``exclude[i]``
+        (the most similar one when every near sentence is excluded)."""
         import torch
 
         q = torch.as_tensor(self.embedder.encode(list(queries), normalize_embeddings=True, convert_to_numpy=True,
                                                 show_progress_bar=False))
         sims = q @ self.embeddings.T
-        top = torch.topk(sims, k=min(5, sims.shape[1]), dim=1).indices.tolist()
+        top = torch.topk(sims, k=min(k + 4, sims.shape[1]), dim=1).indices.tolist()
         out = []
         for i, cands in enumerate(top):
             avoid = {_norm(s) for s in (exclude[i] if exclude else [])}
-            out.append(next((self.sentences[c] for c in cands if _norm(self.sentences[c]) not in avoid),
-                            self.sentences[cands[0]]))
+            keep = [self.sentences[c] for c in cands if _norm(self.sentences[c]) not in avoid][:k]
+            out.append(keep or [self.sentences[cands[0]]])
         return out
 
 

@@ -70,8 +70,12 @@ def rewrite_records(records: list[dict], rewriter, scorer=None, seed: int = 0,
                               rationales=True)
         n = len(records)
         empathy = [{"before": empathy_json(b), "after": empathy_json(a)} for b, a in zip(scored[:n], scored[n:])]
-    return [{**rec, "rewritten_response": text, "edits": edits, "empathy": emp, "method": rewriter.name}
-            for rec, (text, edits), emp in zip(records, outs, empathy)]
+    out = [{**rec, "rewritten_response": text, "edits": edits, "empathy": emp, "method": rewriter.name}
+           for rec, (text, edits), emp in zip(records, outs, empathy)]
+    if getattr(rewriter, "record_candidates", False) and len(getattr(rewriter, "last_pool", [])) == len(out):
+        for rec, pool in zip(out, rewriter.last_pool):
+            rec["candidates"] = pool
+    return out
 
 
 def rewrite_file(in_path, out_path, rewriter, scorer=None, batch_size: int = 16, seed: int = 0,

@@ -24,6 +24,11 @@ class RewardConfig:
                       "new sentences of cos(sentence, own post) - cos(sentence, another post of the batch) under "
                       "fit_embedder; a sentence copying the seeker or the response earns 0; 0 switches it off", 0.0)
     fit_embedder: str = _h("sentence embedder behind r_p (minilm | mpnet | a path)", "minilm")
+    w_preference: float = _h("weight of the preference reward r_pref (not in the paper; rewards/preference.py): the "
+                             "preference model's score of the rewrite minus the original's (Bradley-Terry logits "
+                             "learned from partner-ab ratings); pair it with rl.kl_coef > 0; 0 switches it off", 0.0)
+    preference_model: str = _h("preference model folder; empty = run_dir/preference if complete, else the shipped "
+                               "models/preference", "")
     novelty_window: int = _h("episodes r_n remembers (this batch included)", 256)
     novelty_words: int = _h("r_n compares new sentences by their first k words (2: every \"Have you ...?\" is one "
                             "sentence); 0 = whole sentences", 0)

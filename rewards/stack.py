@@ -28,7 +28,7 @@ from .edit import check_batch
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("empathy", "fluency", "coherence", "mi", "guard", "novelty", "context", "fit")
+COMPONENTS = ("empathy", "fluency", "coherence", "mi", "guard", "novelty", "context", "fit", "preference")
 
 
 @dataclass
@@ -70,7 +70,8 @@ def _pick(explicit: str, run_dir: str | None, stage: str, shipped: str) -> str |
 class RewardStack:
     def __init__(self, cfg: RewardConfig | None = None, policy_backbone: str = "smollm2-135m",
                  reverse_backbone: str = "", run_dir: str | None = None, device: str | None = None,
-                 empathy_scorer=None, coherence_scorer=None, lms: dict | None = None, guard=None):
+                 empathy_scorer=None, coherence_scorer=None, lms: dict | None = None, guard=None,
+                 preference_model=None):
         """
         cfg: weights and switches. policy_backbone: p→ and the default reference / reverse base.
         run_dir: where ``partner-train`` stages wrote their models (used when cfg leaves paths empty).
@@ -84,7 +85,7 @@ class RewardStack:
         self.cfg = cfg = cfg or RewardConfig()
         self.weights = {"empathy": cfg.w_empathy, "fluency": cfg.w_fluency, "coherence": cfg.w_coherence,
                         "mi": cfg.w_mi, "guard": cfg.w_guard, "novelty": cfg.w_novelty,
-                        "context": cfg.w_context, "fit": cfg.w_fit}
+                        "context": cfg.w_context, "fit": cfg.w_fit, "preference": cfg.w_preference}
         self.lms: dict = dict(lms or {})
 
         def lm(name: str):
@@ -141,6 +142,11 @@ class RewardStack:
             from .fit import PostFitReward
 
             self.components["fit"] = PostFitReward(name=cfg.fit_embedder, device=device, guard=guard)
+        if cfg.w_preference:
+            from .preference import PreferenceReward
+
+            path = _pick(cfg.preference_model, run_dir, "preference", "")
+            self.components["preference"] = PreferenceReward(preference_model, path, device, max(cfg.batch_size, 32))
 
     @classmethod
     def from_config(cls, cfg, device: str | None = None, **kwargs) -> "RewardStack":

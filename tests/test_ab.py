@@ -117,7 +117,7 @@ def test_export_is_blinded_and_complete(tmp_path):
     assert len(rows) == len(key["items"]) == manifest["n_items"] == 20
     assert {r["item_id"] for r in rows} == set(key["items"])
     assert manifest["seed"] == 13 and manifest["n_systems"] == 3 and len(manifest["input_sha256"]) == 2
-    assert [q["id"] for q in manifest["questions"]] == ["empathy", "fluency", "specificity"]
+    assert [q["id"] for q in manifest["questions"]] == ["empathy", "fluency", "specificity", "overall"]
     assert sum(v["is_attention_check"] for v in key["items"].values()) == 2
     # ids are opaque: not the input ids
     assert not any(r["item_id"] in {"s1", "s2", "s3", "s4", "s5", "s6"} for r in rows)

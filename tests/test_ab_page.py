@@ -181,13 +181,14 @@ def test_rate_reload_download_analyze(tmp_path, chrome):
     chrome.key("Enter")
 
     def answers_for(k):
-        """Deterministic rater: empathy -> partner's side, fluency -> tie, specificity -> against partner."""
+        """Deterministic rater: empathy -> partner's side, fluency -> tie, specificity -> against partner,
+        overall -> partner's side."""
         if k["is_attention_check"]:
             return [k["expected"][q] for q in key["questions"]]
         sides = {k["system_a"]: "A", k["system_b"]: "B"}
         p = sides.get("partner")
         other = {"A": "B", "B": "A"}.get(p, "A")
-        return [p or "tie", "tie", other if p else "A"]
+        return [p or "tie", "tie", other if p else "A", p or "tie"]
 
     def rate(i, check_text=True):
         it = items[i]
@@ -243,10 +244,10 @@ def test_rate_reload_download_analyze(tmp_path, chrome):
     assert partial.name.endswith(f"-rater_7-{half}of{n}.csv") and csv_path.name.endswith(f"-{n}of{n}.csv")
 
     lines = csv_path.read_text().splitlines()
-    assert lines[0] == "package_id,rater_id,item_id,question,answer,timestamp" and len(lines) == 1 + 3 * n
-    assert len(partial.read_text().splitlines()) == 1 + 3 * half + 1
+    assert lines[0] == "package_id,rater_id,item_id,question,answer,timestamp" and len(lines) == 1 + 4 * n
+    assert len(partial.read_text().splitlines()) == 1 + 4 * half + 1
     js = json.loads(json_path.read_text())
-    assert js["complete"] is True and js["rater_id"] == "rater 7" and len(js["ratings"]) == 3 * n
+    assert js["complete"] is True and js["rater_id"] == "rater 7" and len(js["ratings"]) == 4 * n
 
     out = tmp_path / "analysis"
     run = subprocess.run([str(BIN / "partner-ab"), "analyze", str(partial), str(csv_path), "--key", res["key"],
@@ -260,8 +261,9 @@ def test_rate_reload_download_analyze(tmp_path, chrome):
         assert (rows[("partner", other, "empathy")]["wins"], rows[("partner", other, "empathy")]["n"]) == (6, 6)
         assert rows[("partner", other, "fluency")]["ties"] == 6
         assert rows[("partner", other, "specificity")]["losses"] == 6
+        assert rows[("partner", other, "overall")]["wins"] == 6
     # the partial file repeated half the ratings: counted once, and the report says so
-    assert sum("counted once" in note for note in result["notes"]) == 3 * half + 1
+    assert sum("counted once" in note for note in result["notes"]) == 4 * half + 1
     # the JSON download analyses the same (in-process: one CLI round trip above is enough)
     again = analyze([str(json_path)], res["key"], tmp_path / "a2", AnalyzeConfig())
     assert json.loads((tmp_path / "a2" / "results.json").read_text())["results"] == result["results"]

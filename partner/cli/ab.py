@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare only NAME against each other system (default: every pair of systems)")
     e.add_argument("--per-pair", type=int, default=None, metavar="N",
                    help="at most N inputs per system pair, sampled with the seed (default: all)")
+    e.add_argument("--harm-question", action="store_true",
+                   help="also ask whether either response is inappropriate or harmful (A / B / both / none); the "
+                        "questions are always empathy, fluency, specificity and overall")
     e.add_argument("--key", default=None, help="where to write the key (default: OUT/key.json)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing package in OUT")
     a = sub.add_parser("analyze", help="win/tie/loss with CIs, sign tests and rater agreement")
@@ -60,7 +63,7 @@ def _main(args: argparse.Namespace) -> int:
         from partner.ab.export import ExportConfig, export
 
         cfg = ExportConfig(seed=args.seed, attention_checks=args.attention_checks, reference=args.reference,
-                           per_pair=args.per_pair,
+                           per_pair=args.per_pair, harm_question=args.harm_question,
                            include_original=args.original_name if args.include_original else None)
         res = export(args.files, args.out, cfg, names=args.name, key_path=args.key, overwrite=args.overwrite)
         m = res["manifest"]

@@ -16,6 +16,7 @@ COMMANDS = {
     "probe": ("partner.evaluation.probe", "EPITOME empathy classifier"),
     "rewrites": ("partner.evaluation.rewrites", "partner-rewrite, partner-eval and the baselines"),
     "stock": ("partner.evaluation.stock", "partner-rewrite, partner-eval and the baselines"),
+    "preference": ("partner.evaluation.preference", "preference reward model"),
 }
 
 
@@ -58,7 +59,20 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--model", default=None, help="classifier folder (default: the shipped model)")
     st.add_argument("--batch-size", type=int, default=32)
     st.add_argument("--out", default=None, help="folder for stock.json and stock.md (default: beside the input)")
-    for s in (c, pr, r, st):
+    pf = sub.add_parser("preference", help="does the preference model predict raters? accuracy on held-out posts' "
+                                           "decisive overall judgments beside EPITOME, specificity, length, coherence, "
+                                           "MI and fluency, and how it scores replies flagged harmful")
+    pf.add_argument("--model", default=None, help="preference model folder (default: the shipped models/preference)")
+    pf.add_argument("--out", default=None, help="folder for preference_eval.json/.md (default: MODEL/eval)")
+    pf.add_argument("--baselines", nargs="+", default=["epitome_total", "specificity", "length", "coherence", "mi",
+                                                       "fluency"], help="predictors to compare with (default: all)")
+    pf.add_argument("--no-baselines", action="store_true", help="the preference model only")
+    pf.add_argument("--scores-cache", default=None, metavar="JSON",
+                    help="reuse the baselines' scores of the held-out replies from this file, and add to it "
+                         "(default: OUT/baseline_scores.json)")
+    pf.add_argument("--device", default=None, help="cpu, cuda (default: best available)")
+    add_config(pf)
+    for s in (c, pr, r, st, pf):
         add_common(s)
     return p
 

@@ -21,7 +21,10 @@ STAGES = {
     "reverse": ("partner.stages.reverse", "Reward stack"),
     "warmstart": ("partner.stages.warmstart", "PARTNER policy, sentence-level edits and the supervised warm start"),
     "rl": ("partner.stages.rl", "RL training"),
+    # not part of the pipeline: learns from partner-ab ratings (run it by name)
+    "preference": ("partner.stages.preference", "preference reward model"),
 }
+PIPELINE = ["classifier", "coherence", "reverse", "warmstart", "rl"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +58,7 @@ def _main(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config or DEFAULT_CONFIG, args.overrides)
     stage = args.stage or args.stage_opt
-    for name in ([stage] if stage else list(STAGES)):
+    for name in ([stage] if stage else PIPELINE):
         mod = _stage_module(name)
         if mod is None:
             status = not_implemented(f"partner-train {name}", STAGES[name][1])

@@ -99,6 +99,13 @@ class Models:
             return CoherenceScorer.load(device=self.device)
         return self._get("coherence model", load)
 
+    def preference(self):
+        def load():
+            from classifiers.preference import PreferenceModel
+
+            return PreferenceModel.from_pretrained(self.cfg.rewards.preference_model or None, device=self.device)
+        return self._get("preference model", load)
+
     def empathy(self):
         def load():
             from partner.rewrite import ScorerUnavailable, load_scorer
@@ -173,17 +180,18 @@ def _method(records: list[dict]) -> str:
     return Counter(r.get("method", "?") for r in records).most_common(1)[0][0] if records else "?"
 
 
-def paired_rows(rows: list[dict], against: int) -> list[dict]:
-    """ΔEmpathy of every other file minus that of ``rows[against]``, on the inputs both rewrote."""
+def paired_rows(rows: list[dict], against: int, key: str = "_items") -> list[dict]:
+    """ΔEmpathy (``key`` = "_items") or the predicted win rate against the original (``"_pref_items"``)
+    of every other file minus that of ``rows[against]``, on the inputs both rewrote."""
     from partner import metrics
 
-    ref = rows[against].get("_items")
+    ref = rows[against].get(key)
     if not ref:
         return []
     labels = _labels(rows)
     out = []
     for i, (lab, r) in enumerate(zip(labels, rows)):
-        items = r.get("_items")
+        items = r.get(key)
         if i == against or not items:
             continue
         common = [k for k in items if k in ref]
@@ -286,6 +294,18 @@ def evaluate_file(path: Path, models: Models, rescore: bool = False, check_conte
         # per-input changes, for the paired comparison in main(); not written to the report
         row["_items"] = {_item_key(i, r): d for i, (r, d) in enumerate(zip(records, deltas))}
 
+    pref = models.preference()
+    if pref is not None:  # the learned reader: its score, and P(raters prefer the rewrite to the original)
+        import math
+
+        s = pref.score(seekers + seekers, originals + rewrites)
+        n = len(records)
+        win = [1.0 / (1.0 + math.exp(-(s[n + i] - s[i]))) for i in range(n)]
+        row["preference_original"] = metrics.mean(s[:n])
+        row["preference"] = metrics.mean(s[n:])
+        row["preference_win"] = metrics.mean(win)
+        row["preference_win_ci95"] = metrics.bootstrap_ci(win)
+        row["_pref_items"] = {_item_key(i, r): w for i, (r, w) in enumerate(zip(records, win))}
     lm = models.reference_lm()
     if lm is not None:
         ppl = metrics.perplexity(rewrites, *lm, progress=True)
@@ -334,7 +354,8 @@ def _ci(ci) -> str:
     return f"[{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "n/a"
 
 
-def markdown(rows: list[dict], notes: dict[str, str], paired: list[dict] | None = None) -> str:
+def markdown(rows: list[dict], notes: dict[str, str], paired: list[dict] | None = None,
+             paired_pref: list[dict] | None = None) -> str:
     labels = _labels(rows)
     out = ["| method | n | ΔEmpathy ↑ (95 % CI) | empathy before → after | PPL ↓ | specificity ↑ (original → rewrite) | "
            "distinct-1 ↑ | distinct-2 ↑ | coherence ↑ (n) | edit rate ↓ | edits / response | BLEU ↑ |",
@@ -352,6 +373,20 @@ def markdown(rows: list[dict], notes: dict[str, str], paired: list[dict] | None 
             _fmt(r["edit_rate"]), _fmt(r["edits_per_response"], 2),
             _fmt(r.get("bleu"), 4) + (f" ({r['bleu_n']})" if "bleu_n" in r else ""),
         ]) + " |")
+    if any("preference_win" in r for r in rows):
+        out += ["", "Preference model (rewards.preference_model, default models/preference: a reward model learned "
+                    "from blinded partner-ab ratings by language-model raters, not clinicians): mean score of the "
+                    "original and of the rewrite (Bradley-Terry logits), and the predicted win rate against the "
+                    "original, mean over inputs of sigmoid(score rewrite − score original) (an unchanged response "
+                    "counts 0.5), bootstrap 95 % CI. A rewriter reranked or trained against this model must also be "
+                    "judged by the columns above.", "",
+                "| method | preference, original → rewrite | predicted win rate vs original (95 % CI) | changed |",
+                "|---|---|---|---|"]
+        for lab, r in zip(labels, rows):
+            if "preference_win" in r:
+                ci = r["preference_win_ci95"]
+                out.append(f"| {lab} | {_fmt(r['preference_original'])} → {_fmt(r['preference'])} | "
+                           f"{_fmt(r['preference_win'])} [{ci[0]:.3f}, {ci[1]:.3f}] | {_fmt(r['changed'])} |")
     out += ["", "ΔEmpathy by the original response's empathy total (paper Fig. 4a; n per level in brackets):", "",
             "| method | " + " | ".join(str(lv) for lv in range(7)) + " |", "|---|" + "---|" * 7]
     for lab, r in zip(labels, rows):
@@ -387,6 +422,14 @@ def markdown(rows: list[dict], notes: dict[str, str], paired: list[dict] | None 
                 "| method | n | difference | 95 % CI | p | more / same / less |", "|---|---|---|---|---|---|"]
         for c in paired:
             out.append(f"| {c['method']} | {c['n']} | {_fmt(c['mean_diff'])} | {_ci(c['ci95'])} | "
+                       f"{_fmt(c['p_value'], 4)} | {c['better']} / {c['same']} / {c['worse']} |")
+    if paired_pref:
+        out += ["", (f"Paired on the same inputs: predicted win rate against the original of each method minus that "
+                     f"of {paired_pref[0]['against']} (bootstrap 95 % CI; p: sign-flip permutation test):"), "",
+                "| method | n | difference | 95 % CI | p | more / same / less |", "|---|---|---|---|---|---|"]
+        for c in paired_pref:
+            out.append(f"| {c['method']} | {c['n']} | {_fmt(c['mean_diff'])} | "
+                       + (f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]" if c["ci95"] else "n/a") + " | "
                        f"{_fmt(c['p_value'], 4)} | {c['better']} / {c['same']} / {c['worse']} |")
     checked = [(lab, r["context_check"]) for lab, r in zip(labels, rows) if r.get("context_check", {}).get("n")]
     if checked:
@@ -507,11 +550,14 @@ def main(args) -> int:
                                 f"{models.notes.get('empathy classifier', 'none loaded')}")
     rows = [evaluate_file(f, models, rescore=bool(clash or judge), check_context=check) for f in files]
     paired = paired_rows(rows, _against_index(rows, against)) if len(rows) > 1 else []
+    paired_pref = paired_rows(rows, _against_index(rows, against), "_pref_items") if len(rows) > 1 else []
     for r in rows:
         r.pop("_items", None)
+        r.pop("_pref_items", None)
     report = {
         "rows": rows,
         "paired": paired,
+        "paired_preference_win": paired_pref,
         "notes": models.notes,
         "empathy_classifier": judge or cfg.rewrite.scorer or "shipped models/epitome (or the files' own scores)",
         "reference_lm": cfg.rewards.reference_lm or cfg.policy.backbone,
@@ -520,7 +566,7 @@ def main(args) -> int:
         "commit": git_commit(),
     }
     atomic_write_json(out / "rewrites.json", report)
-    table = markdown(rows, models.notes, paired)
+    table = markdown(rows, models.notes, paired, paired_pref)
     atomic_write_text(out / "rewrites.md", f"# Rewrite evaluation\n\nReference LM: {report['reference_lm']}; "
                                            f"commit {report['commit']}.\n\n{table}")
     pngs = plots(rows, out)
