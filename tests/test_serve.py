@@ -224,16 +224,16 @@ def test_choices_are_logged_and_become_preference_pairs(tmp_path):
     sents = split_sentences(DRAFT)
     dismissed = apply_one(sents, data["suggestions"][2]["action"], data["suggestions"][2]["position"],
                           data["suggestions"][2]["sentence"])
-    assert sorted(p["reply_a"] for p in pairs) == sorted([
+    assert sorted(p.reply_a for p in pairs) == sorted([
         data["suggestions"][0]["reply"],
         apply_one(sents, data["suggestions"][1]["action"], data["suggestions"][1]["position"],
                   "I understand how heavy this is.")])
-    assert all(p["reply_b"] == dismissed and p["answer"] == "A" and p["question"] == "overall"
-               and p["seeker_post"] == SEEKER and p["rater"] == "partner-serve" for p in pairs)
-    assert len({p["input"] for p in pairs}) == 1 and pairs[0]["input"].startswith("serve-")
-    assert {p["item_id"] for p in pairs} == {f"serve-{ids[0]}-{ids[2]}", f"serve-{ids[1]}-{ids[2]}"}
-    assert sorted(p["system_a"].split(":")[0] for p in pairs) == ["accepted", "edited"]
-    assert all(p["where"].startswith(f"{path}, line ") for p in pairs)
+    assert all(p.reply_b == dismissed and p.answer == "A" and p.question == "overall"
+               and p.seeker_post == SEEKER and p.rater == "partner-serve" for p in pairs)
+    assert len({p.input for p in pairs}) == 1 and pairs[0].input.startswith("serve-")
+    assert {p.item_id for p in pairs} == {f"serve-{ids[0]}-{ids[2]}", f"serve-{ids[1]}-{ids[2]}"}
+    assert sorted(p.system_a.split(":")[0] for p in pairs) == ["accepted", "edited"]
+    assert all(p.where.startswith(f"{path}, line ") for p in pairs)
 
 
 def test_a_later_decision_replaces_an_earlier_one(tmp_path):
@@ -244,7 +244,7 @@ def test_a_later_decision_replaces_an_earlier_one(tmp_path):
                 {**shown, "suggestion_id": "b", "sentence": "That sounds hard."},
                 {"event": "decision", "request_id": "r", "suggestion_id": "a", "decision": "dismissed"},
                 {"event": "decision", "request_id": "r", "suggestion_id": "b", "decision": "accepted"}])
-    assert [p["reply_a"][:17] for p in load_feedback_pairs(tmp_path / "c.jsonl")] == ["That sounds hard."]
+    assert [p.reply_a[:17] for p in load_feedback_pairs(tmp_path / "c.jsonl")] == ["That sounds hard."]
     log.append([{"event": "decision", "request_id": "r", "suggestion_id": "a", "decision": "accepted"}])
     assert load_feedback_pairs(tmp_path / "c.jsonl") == []  # both kept now: nothing compared
 
@@ -320,3 +320,53 @@ def test_zeroshot_source_inserts_its_sentence():
     assert all(p.action == "insert" and p.position == 0 and p.source == "zeroshot" for p in props)
     assert [(p.sentence) for p in props] == [s for _, e in rw.rewrite(["I feel alone."], ["One. Two."], seed=1)
                                             for s in [x["sentence"] for x in e]]
+
+def test_partner_train_preference_learns_from_the_choices_log(tmp_path):
+    """preference.feedback: the log's pairs join the training examples, the accepted reply as the winner."""
+    from classifiers.config import PreferenceConfig
+    from partner.stages.preference import examples_from_pairs, feedback_pairs
+
+    path = tmp_path / "choices.jsonl"
+    c = client(log=FeedbackLog(path))
+    data = c.post("/suggest", json={"seeker_post": SEEKER, "draft": DRAFT}).json()
+    kept, dropped = data["suggestions"][0], data["suggestions"][1]
+    for s, decision in ((kept, "accepted"), (dropped, "dismissed")):
+        c.post("/feedback", json={"request_id": data["request_id"], "suggestion_id": s["id"], "decision": decision})
+    pairs = feedback_pairs(f" {path} ,")
+    [ex] = examples_from_pairs(pairs, PreferenceConfig())
+    assert (ex.chosen, ex.rejected) == (kept["reply"], dropped["reply"])
+    assert feedback_pairs("") == []
+    with pytest.raises(FileNotFoundError, match="no partner-serve log"):
+        feedback_pairs(str(tmp_path / "missing.jsonl"))
+
+
+def test_the_preference_stage_trains_on_ratings_and_the_log(tmp_path, monkeypatch, data_dir):
+    """partner-train preference with preference.feedback: the log's pairs reach the trainer beside the ratings."""
+    import classifiers.preference as cp
+    from partner.config import PartnerConfig
+    from partner.stages import preference as stage
+
+    path = tmp_path / "choices.jsonl"
+    c = client(log=FeedbackLog(path))
+    data = c.post("/suggest", json={"seeker_post": SEEKER, "draft": DRAFT}).json()
+    for s, decision in zip(data["suggestions"][:2], ("accepted", "dismissed")):
+        c.post("/feedback", json={"request_id": data["request_id"], "suggestion_id": s["id"], "decision": decision})
+    seen = {}
+
+    class Model:
+        meta = {}
+
+        def score(self, posts, replies, batch_size=32):
+            return [0.0] * len(replies)
+
+    def fake_train(cfg, examples, out, record):
+        seen["examples"], seen["record"] = examples, record
+        return Model()
+
+    monkeypatch.setattr(cp, "train", fake_train)
+    cfg = PartnerConfig(run_dir=str(tmp_path / "run"))
+    cfg.preference.feedback = str(path)
+    stage.run(cfg)
+    ours = [e for e in seen["examples"] if e.seeker_post == SEEKER]
+    assert [(e.chosen, e.rejected) for e in ours] == [(data["suggestions"][0]["reply"], data["suggestions"][1]["reply"])]
+    assert len(seen["examples"]) > 100 and seen["record"]["data"]["feedback_pairs"] == 1

@@ -122,7 +122,7 @@ def test_suggest_accept_edit_dismiss_copy(server, chrome):
     assert sorted((e["suggestion_id"], e["decision"]) for e in events if e["event"] == "decision") == \
         sorted([(ids[2], "accepted"), (ids[0], "edited"), (ids[1], "dismissed")])
     pairs = load_feedback_pairs(log_path)
-    assert len(pairs) == 2 and {p["reply_b"] for p in pairs} == {DRAFT + " How are you feeling about it now?"}
+    assert len(pairs) == 2 and {p.reply_b for p in pairs} == {DRAFT + " How are you feeling about it now?"}
     # no Content-Security-Policy violation or other error in the console
     errors = [e for e in chrome.events if e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error"]
     assert errors == [], [e["params"]["entry"].get("url") for e in errors]

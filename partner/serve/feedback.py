@@ -12,7 +12,8 @@ Appends are atomic: each event is one ``write`` of one line to a file opened wit
 lock, so two servers (or two threads) writing the same log never interleave or tear a line.
 
 ``load_feedback_pairs`` turns logs into preference pairs, the records ``partner/ab/pairs.py`` makes from
-``partner-ab`` ratings: for every draft (the same seeker post and draft, whichever request showed the
+``partner-ab`` ratings (``partner-train preference --set preference.feedback=LOG[,LOG...]`` trains on them beside
+the ratings): for every draft (the same seeker post and draft, whichever request showed the
 suggestion: the page asks twice, quick sources first), each reply the person accepted (the draft with that one edit, as
 they kept it) is preferred to each reply they dismissed (the draft with that edit). Drafts where they only
 accepted or only dismissed give no pair: nothing was compared.
@@ -97,14 +98,15 @@ def read_events(path: str | os.PathLike) -> tuple[dict, dict]:
     return shown, decisions
 
 
-def load_feedback_pairs(paths) -> list[dict]:
-    """Preference pairs from ``partner-serve`` logs, one per (kept, dismissed) reply of the same draft, with the
-    fields of ``partner.ab.pairs.PreferencePair``: ``reply_a`` is the draft with an accepted (or edited and kept)
+def load_feedback_pairs(paths) -> list:
+    """Preference pairs (``partner.ab.pairs.PreferencePair``) from ``partner-serve`` logs, one per (kept,
+    dismissed) reply of the same draft: ``reply_a`` is the draft with an accepted (or edited and kept)
     edit, ``reply_b`` the same draft with a dismissed one, ``answer`` "A" on the ``overall`` question. ``input``
     is ``serve-`` and a hash of the seeker post (splits group by it), ``rater`` is ``partner-serve`` (the log does
     not say who decided), ``where`` the file and line of the decision on ``reply_a``."""
     import hashlib
 
+    from partner.ab.pairs import PreferencePair
     from partner.serve.suggest import apply_one
 
     if isinstance(paths, (str, os.PathLike)):
@@ -129,11 +131,11 @@ def load_feedback_pairs(paths) -> list[dict]:
                 for b, kb in group["dismissed"].items():
                     if a == b:
                         continue
-                    pairs.append({"seeker_post": seeker, "reply_a": a, "reply_b": b, "question": "overall",
-                                  "answer": "A", "rater": RATER, "item_id": f"serve-{ka['id']}-{kb['id']}",
-                                  "input": input_id, "system_a": f"{ka['decision']}:{ka['sources']}",
-                                  "system_b": f"dismissed:{kb['sources']}", "harm": None,
-                                  "study": f"partner-serve:{Path(path).name}", "where": f"{path}, line {ka['line']}"})
+                    pairs.append(PreferencePair(
+                        seeker_post=seeker, reply_a=a, reply_b=b, question="overall", answer="A", rater=RATER,
+                        item_id=f"serve-{ka['id']}-{kb['id']}", input=input_id,
+                        system_a=f"{ka['decision']}:{ka['sources']}", system_b=f"dismissed:{kb['sources']}",
+                        harm=None, study=f"partner-serve:{Path(path).name}", where=f"{path}, line {ka['line']}"))
     return pairs
 
 
