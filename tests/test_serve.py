@@ -295,20 +295,22 @@ def test_retrieval_source_proposes_the_nearest_sentences_at_the_start_and_the_en
     import numpy as np
     import torch
 
+    from partner.retrieval import RetrievalIndex
     from partner.serve.suggest import RetrievalSource
 
     class Embedder:
         def encode(self, texts, **kw):
             return np.array([[1.0, 0.0]] * len(texts), dtype=np.float32)
 
-    class Index:
-        sentences = ["far", "nearest", "second"]
-        embeddings = torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.8, 0.6]])
-        embedder = Embedder()
-
-    props = RetrievalSource(Index(), n=2).propose("post", "One. Two. Three.")
+    index = RetrievalIndex(["far", "Nearest one.", "Second one.", "Third."],
+                           torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.8, 0.6], [0.6, 0.8]]), Embedder())
+    props = RetrievalSource(index, n=2).propose("post", "One. Two. Three.")
     assert [(p.action, p.position, p.sentence) for p in props] == [
-        ("insert", 0, "nearest"), ("insert", 3, "nearest"), ("insert", 0, "second"), ("insert", 3, "second")]
+        ("insert", 0, "Nearest one."), ("insert", 3, "Nearest one."), ("insert", 0, "Second one."),
+        ("insert", 3, "Second one.")]
+    # a sentence the draft already has is skipped
+    props = RetrievalSource(index, n=2, places=("start",)).propose("post", "Nearest one. Two.")
+    assert [p.sentence for p in props] == ["Second one.", "Third."]
 
 
 def test_zeroshot_source_inserts_its_sentence():

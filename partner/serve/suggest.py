@@ -168,14 +168,9 @@ class RetrievalSource:
         self.index, self.n, self.places = index, int(n), places
 
     def propose(self, seeker: str, draft: str, seed: int = 0) -> list[Proposal]:
-        import torch
-
-        q = torch.as_tensor(self.index.embedder.encode([seeker], normalize_embeddings=True, convert_to_numpy=True,
-                                                       show_progress_bar=False))
-        top = torch.topk(q @ self.index.embeddings.T, k=min(self.n, len(self.index.sentences)), dim=1).indices[0]
-        n = len(split_sentences(draft))
-        return [Proposal("insert", 0 if at == "start" else n, self.index.sentences[int(i)], self.name)
-                for i in top.tolist() for at in self.places]
+        sents = split_sentences(draft)
+        [found] = self.index.nearest_k([seeker], self.n, exclude=[sents])
+        return [Proposal("insert", 0 if at == "start" else len(sents), s, self.name) for s in found for at in self.places]
 
 
 class ZeroShotSource:
@@ -340,7 +335,7 @@ def build_suggester(cfg, sources=SOURCES, preference: str | None = None, scorer:
             index = RetrievalIndex.build_or_load(cfg.data_path(), embedder=rc.retrieval_embedder,
                                                  min_words=rc.retrieval_min_words, max_words=rc.retrieval_max_words,
                                                  device=device)
-            built.append(RetrievalSource(index, n=3))
+            built.append(RetrievalSource(index, n=rc.pool_retrieved))
         else:
             built.append(ZeroShotSource(ZeroShotRewriter(
                 rc.zeroshot_backbone or cfg.policy.backbone, decoding="greedy",
