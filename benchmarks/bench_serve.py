@@ -40,7 +40,7 @@ DRAFT = ("Losing a job is hard. I was laid off two years ago and it took me a wh
          "Try to keep a routine, like getting up at the same time every day and going for a walk. "
          "Update your resume and reach out to people you used to work with, because a lot of jobs come through "
          "contacts. Your family probably just worries about you. Tell them you are looking and that you will let "
-         "them know. It will get better, you just need to give it some time and keep applying every single week.")
+         "them know. It will get better, you just need to give it some time and keep applying for jobs every week.")
 
 
 def main(argv=None) -> int:
