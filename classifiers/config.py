@@ -94,6 +94,9 @@ class ReverseConfig:
 class PreferenceConfig:
     ratings: str = _h("partner-ab studies to learn from: a folder of study folders (each with key.json, package/, "
                       "ratings/) or one study folder (empty = $PARTNER_DATA/ratings)", "")
+    feedback: str = _h("partner-serve choice logs (its --log files), comma-separated: each suggestion a supporter "
+                       "accepted is preferred to each one they dismissed for the same draft; training pairs only, "
+                       "never held out (empty = none)", "")
     backbone: str = _h("cross-encoder over (seeker post, reply): minilm (default), mpnet, roberta-base, a folder",
                        "minilm")
     max_len: int = _h("tokens kept of seeker post + reply together (the longer one is cut first)", 256)

@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +11,8 @@ from partner.ab.analyze import AnalyzeConfig, analyze
 from partner.ab.export import ExportConfig, export
 from partner.ab.pairs import load_preference_pairs, study_dirs, load_studies
 
-from test_ab import SYSTEMS
+FIX = Path(__file__).parent / "fixtures" / "ab"
+SYSTEMS = [str(FIX / "partner.jsonl"), str(FIX / "bart.jsonl")]
 
 
 def _study(tmp_path, harm=True):

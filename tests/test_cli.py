@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent
-COMMANDS = ["partner-train", "partner-rewrite", "partner-score", "partner-eval", "partner-ab"]
+COMMANDS = ["partner-train", "partner-rewrite", "partner-score", "partner-eval", "partner-ab", "partner-serve"]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS)

@@ -8,28 +8,11 @@ import pytest
 import torch
 
 from partner import edits as E
-from partner.config import PolicyConfig, RLConfig
+from partner.config import RLConfig
 from partner.rl_trainer import RLTrainer, RunningBaseline, _episode_logp, advantages, pg_loss
 from rewards.stack import RewardOutput
 
-PROMPTS = [("I failed my exam and feel stupid.", "Study harder. It happens."),
-           ("My dog died yesterday.", "Get another dog."),
-           ("I can't sleep at night.", "Try melatonin."),
-           ("Nobody talks to me at school.", "Join a club.")]
-
-
-def tiny_policy(seed=0):
-    from partner.policy import PartnerPolicy
-
-    policy = PartnerPolicy.from_backbone("tiny-gpt2", PolicyConfig(max_sentence_tokens=6, max_edits=1),
-                                         finetune="lora", device="cpu", seed=seed)
-    return policy.eval()
-
-
-def stop_reward(seekers, originals, rewrites, edits):
-    """1 for leaving the response alone, 0 for any edit: a policy can learn this from the head alone."""
-    return RewardOutput([1.0 if r == o else 0.0 for r, o in zip(rewrites, originals)],
-                        {"unchanged": [float(r == o) for r, o in zip(rewrites, originals)]})
+from helpers.rl_fakes import PROMPTS, stop_reward, tiny_policy  # noqa: E402
 
 
 def test_rloo_is_leave_one_out():

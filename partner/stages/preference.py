@@ -21,6 +21,21 @@ def ratings_root(cfg) -> Path:
     return Path(cfg.preference.ratings) if cfg.preference.ratings else Path(cfg.data_path()) / "ratings"
 
 
+def feedback_pairs(spec: str) -> list:
+    """Pairs from partner-serve choice logs (``preference.feedback``: comma-separated files), for training only: the
+    held-out accuracy stays a measure on partner-ab ratings."""
+    from partner.serve.feedback import load_feedback_pairs
+
+    files = [f.strip() for f in spec.split(",") if f.strip()]
+    for f in files:
+        if not Path(f).is_file():
+            raise FileNotFoundError(f"preference.feedback: no partner-serve log at {f}")
+    pairs = load_feedback_pairs(files) if files else []
+    if files:
+        log.info("preference: %d pairs from %d partner-serve log(s) join the training pairs", len(pairs), len(files))
+    return pairs
+
+
 def examples_from_pairs(pairs, pcfg) -> list:
     """Training pairs: overall answers (ties per ``pcfg.ties``) plus decisive auxiliary answers."""
     from classifiers.preference import PairExample
@@ -71,11 +86,14 @@ def run(cfg, force: bool = False) -> Path:
     studies = study_dirs(ratings_root(cfg))
     pairs = load_studies(studies)
     train_ids, held_ids = split_inputs({p.input for p in pairs}, pcfg.heldout_fraction, pcfg.split_seed)
-    examples = examples_from_pairs([p for p in pairs if p.input in train_ids], pcfg)
+    feedback = feedback_pairs(pcfg.feedback)
+    examples = examples_from_pairs([p for p in pairs if p.input in train_ids] + feedback, pcfg)
     log.info("preference: %d ratings from %d studies; %d training pairs over %d posts, %d posts held out (%s)",
              sum(p.question == "overall" for p in pairs), len(studies), len(examples), len(train_ids), len(held_ids),
              dict(Counter(source_of(i) for i in held_ids)))
     record = {"data": {"studies": [s.key for s in studies], "train_inputs": len(train_ids),
+                       "feedback_logs": [f.strip() for f in pcfg.feedback.split(",") if f.strip()],
+                       "feedback_pairs": len(feedback),
                        "heldout_inputs": sorted(held_ids),
                        "note": "ratings by language-model raters working blind from the rubric, not clinicians"}}
     model = train(pcfg, examples, out, record)
