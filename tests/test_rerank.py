@@ -249,3 +249,14 @@ def test_recorded_pool_is_ranked_again_without_generating(tiny_policy, tmp_path)
 
     with pytest.raises(DataError, match="record_candidates"):
         RecordedPoolRewriter("partner", str(bad), None, {"greedy"})
+
+
+def test_reward_stack_carries_the_preference_term():
+    from rewards.config import RewardConfig
+    from rewards.stack import RewardStack
+
+    cfg = RewardConfig(w_empathy=0, w_fluency=0, w_coherence=0, w_mi=0, w_preference=2.0)
+    stack = RewardStack(cfg, preference_model=FakePreference())
+    out = stack(["s", "s"], ["plain.", "kind."], ["kind plain.", "bad."])
+    assert out.components["preference"] == [1.0, -2.0] and out.total == [2.0, -4.0]
+    assert "preference" not in RewardStack(RewardConfig(w_empathy=0, w_fluency=0, w_coherence=0, w_mi=0)).components
