@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     from partner.config import DEFAULT_CONFIG, load_config
     from partner.serve.app import create_app
     from partner.serve.suggest import build_suggester
-    from test_ab_page import Chrome
+    from helpers.browser import Chrome
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-o", "--output", default=str(ROOT / "docs" / "serve.png"))
