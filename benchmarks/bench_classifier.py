@@ -24,12 +24,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from classifiers.provenance import git_commit, machine_info  # noqa: E402
+from core.provenance import git_commit, machine_info  # noqa: E402
 log = logging.getLogger("bench_classifier")
 
 
 def texts(n: int):
-    from classifiers.corpora import epitome_splits
+    from core.corpora import epitome_splits
 
     try:
         pairs = epitome_splits()["test"]
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
 
     from classifiers.config import EpitomeConfig
     from classifiers.epitome import EpitomeModel, run_model
-    from classifiers.jsonio import atomic_write_json, atomic_write_text
+    from core.jsonio import atomic_write_json, atomic_write_text
     from classifiers.scorer import EmpathyScorer
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

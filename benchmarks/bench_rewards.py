@@ -31,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from classifiers.provenance import git_commit, machine_info  # noqa: E402
+from core.provenance import git_commit, machine_info  # noqa: E402
 log = logging.getLogger("bench_rewards")
 
 CANDIDATES = [
@@ -48,7 +48,7 @@ CANDIDATES = [
 
 def rollouts(batch: int, round_: int):
     """16 rollouts over 4 states; ``round_`` picks different candidates for the same states."""
-    from classifiers.text import split_sentences
+    from core.text import split_sentences
     from rewards.edit import EditInfo
 
     rows = [json.loads(x) for x in (ROOT / "examples" / "low-empathy.jsonl").read_text().splitlines() if x.strip()]
@@ -164,7 +164,7 @@ def main(argv=None) -> int:
     }
     res = Path(args.out)
     res.mkdir(parents=True, exist_ok=True)
-    from classifiers.jsonio import atomic_write_json, atomic_write_text
+    from core.jsonio import atomic_write_json, atomic_write_text
 
     atomic_write_json(res / "rewards.json", out)
     text = markdown(out, " ".join(argv or sys.argv[1:]))

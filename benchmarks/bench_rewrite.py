@@ -35,12 +35,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from classifiers.provenance import git_commit, machine_info  # noqa: E402
+from core.provenance import git_commit, machine_info  # noqa: E402
 log = logging.getLogger("bench_rewrite")
 
 
 def pairs(n: int):
-    from classifiers.corpora import epitome_splits
+    from core.corpora import epitome_splits
 
     try:
         test = epitome_splits()["test"]
@@ -119,7 +119,7 @@ class NaiveActor:
 def main(argv=None) -> int:
     import torch
 
-    from classifiers.jsonio import atomic_write_json, atomic_write_text
+    from core.jsonio import atomic_write_json, atomic_write_text
     from partner.config import DEFAULT_CONFIG, load_config
     from partner.episode import run_episodes
 

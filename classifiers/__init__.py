@@ -1,3 +1,3 @@
-"""Trainable scorers (EPITOME empathy, coherence, reverse LM) and the toolkit's base layer:
-model registry (``registry``), text (``text``), corpora (``corpora``), configs (``configuration``)
-and JSONL I/O (``jsonio``)."""
+"""Trainable scorers: the EPITOME empathy classifier, the coherence classifier and the reverse
+(response -> seeker) language model of the mutual-information reward. The base layer they build
+on (registry, text, corpora, configs, JSONL I/O) is ``core``."""

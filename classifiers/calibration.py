@@ -9,7 +9,7 @@ bias of level 0 stays 0; those of levels 1 and 2 are searched on a grid. Ties go
 total offset, so a dev split that cannot tell keeps the plain argmax.
 
 The mixture averages the model's level probabilities with another model's (the tf-idf + logistic
-regression baseline in ``partner.evaluation.classifier_cv``), with the weight chosen on dev.
+regression baseline in ``partner.evaluation.cross_validation``), with the weight chosen on dev.
 Both are measured there by cross-validation; no shipped scorer uses them.
 """
 

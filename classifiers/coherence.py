@@ -48,7 +48,7 @@ def _build(backbone: str, finetune: str, lora_r: int):
     """(encoder, head, tokenizer): the encoder wrapped in LoRA when finetune=lora."""
     import torch
 
-    from .registry import load_encoder
+    from core.registry import load_encoder
 
     encoder, tok = load_encoder(backbone)
     if finetune == "lora":
@@ -139,12 +139,12 @@ class CoherenceScorer:
         if meta.get("finetune", "lora") == "lora":
             from peft import PeftModel
 
-            from .registry import load_encoder
+            from core.registry import load_encoder
 
             base, tok = load_encoder(meta["backbone"])
             encoder = PeftModel.from_pretrained(base, str(path / "adapter"))
         else:
-            from .registry import load_encoder
+            from core.registry import load_encoder
 
             encoder, tok = load_encoder(str(path / "encoder"))
         import torch
@@ -272,7 +272,7 @@ def train(cfg, out_dir: str | Path, data_dir=None, split_seed: int = 13, device:
             "train_seconds": round(train_s, 1), "heldout": metrics, "heldout_untrained": baseline,
             "data": "EPITOME Reddit train split (dev held out), CounselChat and ESConv grouped-hash train "
                     "(dev held out); test parts unused"}
-    from .jsonio import atomic_write_json
+    from core.jsonio import atomic_write_json
 
     atomic_write_json(out / "coherence.json", meta)
     return meta

@@ -34,14 +34,14 @@ class SentencePair:
 
 
 def _sentences(text: str) -> list[str]:
-    from .text import split_sentences
+    from core.text import split_sentences
 
     return [s for s in split_sentences(text) if len(s.split()) >= MIN_WORDS]
 
 
 def collect_docs(data_dir=None, split_seed: int = 13) -> dict[str, list[Doc]]:
     """{"train": [...], "heldout": [...]} responses as sentence lists, grouped by seeker post."""
-    from .corpora import epitome_splits, load_counselchat, load_esconv, split_of
+    from core.corpora import epitome_splits, load_counselchat, load_esconv, split_of
 
     out: dict[str, list[Doc]] = {"train": [], "heldout": []}
     splits = epitome_splits(data_dir, seed=split_seed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .configuration import option as _h
+from core.configuration import option as _h
 
 
 @dataclass

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .config import EpitomeConfig
-from .corpora import EpitomePair, grouped_split, load_epitome
+from core.corpora import EpitomePair, grouped_split, load_epitome
 from .epitome_metrics import macro_f1
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class FeatureCache:
 
         from safetensors.torch import load_file, save_file
 
-        from .registry import cache_dir
+        from core.registry import cache_dir
 
         cfg = model.cfg
         self.resp_texts = sorted({p.response_post for p in pairs})
@@ -213,7 +213,7 @@ def train(cfg: EpitomeConfig, out_dir: str | Path, data_dir=None, encoder_factor
     from tqdm.auto import tqdm
 
     from .epitome import EpitomeModel
-    from .jsonio import atomic_write_json
+    from core.jsonio import atomic_write_json
 
     out_dir = Path(out_dir)
     seed_everything(cfg.seed)

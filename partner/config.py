@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from classifiers import configuration
+from core import configuration
 from classifiers.config import CoherenceConfig, EpitomeConfig, ReverseConfig
-from classifiers.configuration import option as _h
+from core.configuration import option as _h
 from rewards.config import RewardConfig
 
 
@@ -108,10 +108,10 @@ class RewriteConfig:
                                   0.5)
     max_repetition: float = _h("reject a generated sentence when at least this share of its word trigrams repeats "
                                "an earlier one (greedy loops); 0 = off", 0.3)
-    block_risk_terms: bool = _h("reject a generated sentence that names death, suicide or self-harm (rewards/guard.py "
+    block_risk_terms: bool = _h("reject a generated sentence that names death, suicide or self-harm (rewards/sentence_guard.py "
                                 "RISK_TERMS): the rewriter never brings these into a response; false = off", True)
     block_unsafe_topics: bool = _h("reject a generated sentence that names sex, alcohol or drugs, an eating-disorder "
-                                   "behaviour, a weapon or pills, or revenge (rewards/guard.py UNSAFE_TERMS); "
+                                   "behaviour, a weapon or pills, or revenge (rewards/sentence_guard.py UNSAFE_TERMS); "
                                    "false = off", True)
     guard_retries: int = _h("partner/warmstart: when the guard rejects a sentence, sample up to this many new ones "
                             "for the same position (top-p, seeded) before the window becomes a stop; 0 = stop at once",
@@ -134,7 +134,7 @@ class PartnerConfig:
     rewrite: RewriteConfig = _h("rewriting and baselines", factory=RewriteConfig)
 
     def data_path(self) -> Path:
-        from classifiers.corpora import default_data_dir
+        from core.corpora import default_data_dir
 
         return Path(self.data_dir) if self.data_dir else default_data_dir()
 

@@ -1,6 +1,6 @@
 """Sentence-level edits: the PARTNER action space (paper §5.2–5.3) and clean text after an edit.
 
-A response is a list of sentences (``classifiers.text.split_sentences``). The state is the seeker
+A response is a list of sentences (``core.text.split_sentences``). The state is the seeker
 post and a *window* of k contiguous sentences starting at sentence j. The position action has
 2k + 2 classes, in this order::
 
@@ -167,7 +167,7 @@ def apply_edit(sentences: list[str], window_start: int, k: int, position_class: 
 
 
 def join(sentences: list[str]) -> str:
-    from classifiers.text import join_sentences
+    from core.text import join_sentences
 
     return join_sentences(sentences)
 

@@ -78,7 +78,7 @@ def run_episodes(policy, seekers: list[str], responses: list[str], cfg=None, sam
     policy writes up to that many new sentences for the same position, sampled (top-p, with
     ``generator``), and the first one the guard passes is used; stop only if all are rejected.
     """
-    from classifiers.text import split_sentences
+    from core.text import split_sentences
     from partner.guards import other_sentences
 
     if len(seekers) != len(responses):

@@ -6,13 +6,13 @@ Five failure kinds, all seen in trained agents' test-split rewrites (see the PAR
   tried cutting yourself?", both written by agents trained against the classifier for suicidal
   seekers; docs/experiments.md). The classifier scores such a question as an exploration. A rewriter
   never brings these words into a response on its own; whether and how to ask about suicide is the
-  supporter's call under the platform's crisis protocol. A fixed word list (``rewards.guard.RISK_TERMS``),
+  supporter's call under the platform's crisis protocol. A fixed word list (``rewards.sentence_guard.RISK_TERMS``),
   so it also rejects harmless uses ("I'd die for a coffee"): a rejected sentence only becomes a stop.
 - **unsafe topics**: the sentence brings in sex, alcohol or drugs, an eating-disorder behaviour, a
   weapon or pills, or revenge ("Have you tried to starve yourself?" to a seeker whose mother told her to
   starve, "Have you tried to get a hooker?", sexual questions of suicidal seekers: agents trained with
   the post-fit reward, found by the hand audit in docs/experiments.md). The same rule as risk words, its own list
-  (``rewards.guard.UNSAFE_TERMS``) and switch (``rewrite.block_unsafe_topics``).
+  (``rewards.sentence_guard.UNSAFE_TERMS``) and switch (``rewrite.block_unsafe_topics``).
 - **seeker copy**: the sentence repeats the seeker's own words as the supporter's ("I'm planning on
   killing myself and ..."). The empathy classifier scores such first-person emotional statements as
   emotional reactions, so the reward stack does not punish them; the warm start learnt it and RL
@@ -34,17 +34,17 @@ The guards act on rewriting (``partner-rewrite``, ``rewrite.block_risk_terms``,
 ``rewrite.block_unsafe_topics``, ``rewrite.max_seeker_copy``,
 ``rewrite.max_response_copy`` and ``rewrite.max_repetition``; false or 0 switches one off). RL training sees
 the raw policy, so the logged rewards are the agent's own; with ``rewards.w_guard`` > 0 the reward
-subtracts ``w_guard`` for every new sentence the guard would reject (``rewards.guard``), so the agent
+subtracts ``w_guard`` for every new sentence the guard would reject (``rewards.sentence_guard``), so the agent
 learns not to write what rewriting would throw away. ``partner-eval rewrites`` reports the same
 five shares for any output, and the share of written sentences that are questions.
 
 The checks themselves (``SentenceGuard``, ``seeker_copy``, ``self_repetition``, ``words``) live in
-``rewards.guard``, which both rewriting and the reward use; they are re-exported here.
+``rewards.sentence_guard``, which both rewriting and the reward use; they are re-exported here.
 """
 
 from __future__ import annotations
 
-from rewards.guard import SentenceGuard, seeker_copy, self_repetition, words  # noqa: F401 (re-exported)
+from rewards.sentence_guard import SentenceGuard, seeker_copy, self_repetition, words  # noqa: F401 (re-exported)
 
 
 def other_sentences(sentences: list[str], replaced: int | None = None) -> list[str]:
@@ -55,7 +55,7 @@ def other_sentences(sentences: list[str], replaced: int | None = None) -> list[s
 def replay(response: str, edits: list[dict]):
     """(sentence, the response's other sentences when it was written) for every written sentence of a
     partner-rewrite ``edits`` list, replaying the edits in order (``partner.rewriters.apply_edit``)."""
-    from classifiers.text import split_sentences
+    from core.text import split_sentences
     from partner.rewriters import apply_edit
 
     sents = split_sentences(response)

@@ -2,7 +2,7 @@
 
 Every definition is pinned down here, because the paper's are ambiguous and its code's are wrong:
 
-- **distinct-n**: corpus-level. Distinct n-grams / total n-grams, over ``classifiers.text.word_tokenize``
+- **distinct-n**: corpus-level. Distinct n-grams / total n-grams, over ``core.text.word_tokenize``
   tokens (Treebank words, punctuation split off, lower-cased), n-grams taken within each text. The
   authors divided both distinct-1 and distinct-2 by the total number of *words*, over raw
   whitespace tokens; for distinct-1 both denominators agree.
@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from typing import Iterable, Sequence
 
-from classifiers.text import ngrams, split_sentences, word_tokenize
+from core.text import ngrams, split_sentences, word_tokenize
 
 
 # ------------------------------------------------------------------------------------------------

@@ -133,7 +133,7 @@ class PartnerPolicy(nn.Module):
     def from_backbone(cls, backbone: str, cfg: "PolicyConfig | None" = None, finetune: str = "lora",
                       device=None, seed: int = 0) -> "PartnerPolicy":
         """A fresh policy: the backbone, a new LoRA adapter (finetune="lora") and a new head."""
-        from classifiers.registry import load_causal_lm
+        from core.registry import load_causal_lm
 
         cfg = _policy_cfg(cfg)
         torch.manual_seed(seed)
@@ -176,7 +176,7 @@ class PartnerPolicy(nn.Module):
 
         from safetensors.torch import load_file
 
-        from classifiers.registry import load_causal_lm
+        from core.registry import load_causal_lm
 
         meta = json.loads((path / META_FILE).read_text())
         if meta.get("prompt_format") != PROMPT_FORMAT:

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 INDEX_VERSION = 2
 MECHANISMS = ("ER", "EX")
-SPLIT_SEED = 13  # classifiers.corpora.epitome_splits' default: the project's one EPITOME split
+SPLIT_SEED = 13  # core.corpora.epitome_splits' default: the project's one EPITOME split
 
 
 def _norm(text: str) -> str:
@@ -39,7 +39,7 @@ def _norm(text: str) -> str:
 def empathic_sentences(pairs, min_words: int = 4, max_words: int = 30,
                        mechanisms: tuple[str, ...] = MECHANISMS) -> list[dict]:
     """[{"sentence", "mechanisms", "sp_id", "rp_id"}] from rationales of level-2 ``mechanisms``."""
-    from classifiers.text import split_sentences
+    from core.text import split_sentences
 
     out: dict[str, dict] = {}
     for p in pairs:
@@ -65,7 +65,7 @@ def empathic_sentences(pairs, min_words: int = 4, max_words: int = 30,
 
 
 def _sources_key(data_dir: Path, min_words: int, max_words: int, embedder: str) -> str:
-    from classifiers.corpora import EPITOME_FILES
+    from core.corpora import EPITOME_FILES
 
     h = hashlib.sha256(f"v{INDEX_VERSION}|seed{SPLIT_SEED}|{MECHANISMS}|{min_words}-{max_words}|{embedder}".encode())
     for name in sorted(EPITOME_FILES.values()):
@@ -87,8 +87,8 @@ class RetrievalIndex:
         from filelock import FileLock
         from safetensors.torch import load_file
 
-        from classifiers.corpora import default_data_dir
-        from classifiers.registry import cache_dir, load_sentence_embedder
+        from core.corpora import default_data_dir
+        from core.registry import cache_dir, load_sentence_embedder
 
         data_dir = Path(data_dir) if data_dir else default_data_dir()
         model = load_sentence_embedder(embedder, device=device)
@@ -134,8 +134,8 @@ def _build(out: Path, data_dir: Path, model, embedder: str, min_words: int, max_
     import torch
     from safetensors.torch import save_file
 
-    from classifiers.corpora import epitome_splits
-    from classifiers.jsonio import atomic_write_json
+    from core.corpora import epitome_splits
+    from core.jsonio import atomic_write_json
 
     train = epitome_splits(data_dir, seed=SPLIT_SEED)["train"]
     sents = empathic_sentences(train, min_words, max_words)
@@ -146,7 +146,7 @@ def _build(out: Path, data_dir: Path, model, embedder: str, min_words: int, max_
                        convert_to_numpy=True, show_progress_bar=True)
     save_file({"embeddings": torch.as_tensor(emb).contiguous()}, str(out / "embeddings.safetensors"))
     atomic_write_json(out / "sentences.json", {
-        "source": "EPITOME Reddit train split (classifiers.corpora.epitome_splits, seed 13): sentences carrying "
+        "source": "EPITOME Reddit train split (core.corpora.epitome_splits, seed 13): sentences carrying "
                   f"a rationale span of {'/'.join(MECHANISMS)} annotated at level 2",
         "embedder": embedder, "train_pairs": len(train), "min_words": min_words, "max_words": max_words,
         "sentences": sents,

@@ -2,7 +2,7 @@
 
 ``rewriter.rewrite(seekers, responses, seed=None) -> [(rewritten_text, edits)]`` where ``edits`` is
 ``[{"action": "insert" | "replace", "position": i, "sentence": "..."}]``: ``position`` is the index
-of the sentence (``classifiers.text.split_sentences``) in the response as it stood before that
+of the sentence (``core.text.split_sentences``) in the response as it stood before that
 edit, where the sentence is inserted or which sentence is replaced. A deletion is a replacement by
 "" (paper §5.3). Edits are listed in the order they were applied.
 
@@ -28,7 +28,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from classifiers.text import join_sentences, split_sentences
+from core.text import join_sentences, split_sentences
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class ZeroShotRewriter(Rewriter):
                  guard=None):
         import torch
 
-        from classifiers.registry import load_causal_lm
+        from core.registry import load_causal_lm
 
         self.backbone, self.decoding, self.top_p, self.temperature = backbone, decoding, top_p, temperature
         self.max_new_tokens, self.max_input_tokens, self.at = max_new_tokens, max_input_tokens, at
@@ -302,7 +302,7 @@ class PolicyRewriter(Rewriter):
     def _rewrite_ranked(self, seekers, responses, gen):
         from partner import rerank
         from partner.episode import run_episodes
-        from partner.rl import reward_edit
+        from partner.rl_trainer import reward_edit
 
         cands: list[list] = [[] for _ in responses]
         if self.keep_original:

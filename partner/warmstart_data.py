@@ -89,7 +89,7 @@ class DataReport:
 
 
 def _split(group: str, seed: int = 13) -> str:
-    from classifiers.corpora import split_of
+    from core.corpora import split_of
 
     return split_of(group, seed)
 
@@ -97,7 +97,7 @@ def _split(group: str, seed: int = 13) -> str:
 def collect_sources(data_dir=None, corpora: Iterable[str] = ("epitome", "esconv", "counselchat"),
                     seed: int = 13) -> list[Source]:
     """(seeker, response) pairs for the warm start, test (and EPITOME dev) data left out."""
-    from classifiers import corpora as C
+    from core import corpora as C
 
     data_dir = Path(data_dir) if data_dir else C.default_data_dir()
     out: list[Source] = []
@@ -137,7 +137,7 @@ def score_sentences(sources: list[Source], labeller: Labeller, max_sentences: in
     Only sentences of MIN_WORDS..MAX_WORDS words are candidates (others score -1). Scores are
     cached in ``cache_path`` (JSON), so an interrupted build resumes without rescoring.
     """
-    from classifiers.text import split_sentences
+    from core.text import split_sentences
 
     cache: dict[str, float] = {}
     if cache_path and Path(cache_path).exists():
@@ -158,7 +158,7 @@ def score_sentences(sources: list[Source], labeller: Labeller, max_sentences: in
             scores = labeller([t[0] for t in part], [t[1] for t in part])
             cache.update({t[2]: float(x) for t, x in zip(part, scores)})
             if cache_path:
-                from classifiers.jsonio import atomic_write_json
+                from core.jsonio import atomic_write_json
 
                 atomic_write_json(cache_path, cache)
     out = {}
@@ -233,7 +233,7 @@ def split_heldout(examples: list[WarmStartExample], fraction: float = 0.1, seed:
 
 
 def write_jsonl(path, examples: list[WarmStartExample]) -> None:
-    from classifiers.jsonio import atomic_write_text
+    from core.jsonio import atomic_write_text
 
     atomic_write_text(path, "".join(json.dumps(e.to_json(), ensure_ascii=False) + "\n" for e in examples))
 

@@ -50,7 +50,7 @@ class CoherenceReward:
         """The (window sentence, candidate) pairs one sample is judged on; [] = nothing to judge."""
         edit = EditInfo.from_dict(edit)
         if edit is None:
-            from classifiers.text import split_sentences
+            from core.text import split_sentences
 
             sents = [s for s in split_sentences(rewrite) if s.strip()]
             return list(zip(sents[:-1], sents[1:]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from classifiers.configuration import option as _h
+from core.configuration import option as _h
 
 
 @dataclass
@@ -13,7 +13,7 @@ class RewardConfig:
     w_fluency: float = _h("weight of fluency r_f (paper 10.0); 0 switches it off", 10.0)
     w_coherence: float = _h("weight of coherence r_c (paper 0.1); 0 switches it off", 0.1)
     w_mi: float = _h("weight of mutual information r_m (paper 0.1); 0 switches it off", 0.1)
-    w_guard: float = _h("weight of the guard penalty r_g (not in the paper; rewards/guard.py): minus one for every "
+    w_guard: float = _h("weight of the guard penalty r_g (not in the paper; rewards/sentence_guard.py): minus one for every "
                         "new sentence the rewrite-time sentence guard would reject; 0 switches it off", 0.0)
     w_novelty: float = _h("weight of the novelty penalty r_n (not in the paper; rewards/novelty.py): minus the share of "
                           "the last novelty_window RL episodes that wrote the same new sentence; 0 switches it off", 0.0)

@@ -18,7 +18,7 @@ seeker wrote earns more. Two guards keep fit honest:
   the post already (the first r_p run, on the CPU, wrote such copies that the guard then rejected);
 - a rewrite with no new sentence (a stop, a deletion) earns 0.
 
-"New sentences" are the rewrite's sentences that are not the original's (``rewards.guard``), as for
+"New sentences" are the rewrite's sentences that are not the original's (``rewards.sentence_guard``), as for
 r_g and r_n. The two latest distinct posts are the state (``state_dict``), so a resumed run scores
 as an unbroken one. Off unless ``rewards.w_fit`` > 0; measured in docs/experiments.md,
 "a post-fit reward".
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from .context import OwnMinusUnrelated
 from .edit import check_batch
-from .guard import SentenceGuard, new_sentence_indices
+from .sentence_guard import SentenceGuard, new_sentence_indices
 
 
 class PostFitReward(OwnMinusUnrelated):
@@ -49,7 +49,7 @@ class PostFitReward(OwnMinusUnrelated):
     @property
     def embedder(self):
         if self._embedder is None:
-            from classifiers.registry import load_sentence_embedder
+            from core.registry import load_sentence_embedder
 
             self._embedder = load_sentence_embedder(self.embedder_name, self.device)
         return self._embedder

@@ -54,7 +54,7 @@ class FrozenLM:
     def _load(self) -> None:
         import torch
 
-        from classifiers.registry import load_causal_lm
+        from core.registry import load_causal_lm
 
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         log.info("loading the frozen LM %s on %s", self.name, device)

@@ -10,7 +10,7 @@ r_n looks across episodes: a rewrite's new sentence costs the share of the last 
 sentence, but only where it pays more than the penalty its popularity brings.
 
 "New sentences" are those of the rewrite that are not the original's (as r_g counts them,
-``rewards.guard``). Sentences are compared after lower-casing and dropping punctuation
+``rewards.sentence_guard``). Sentences are compared after lower-casing and dropping punctuation
 ("I'm so sorry to hear that!" is "I'm so sorry to hear that."), nothing fuzzier: a reworded
 sentence is a different sentence. With ``words=k`` only a sentence's first k words are compared, so
 one opening written with ever-new endings ("Have you tried ...?", "Have you talked ...?": the
@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import Counter, deque
 
 from .edit import check_batch
-from .guard import new_sentence_indices, words
+from .sentence_guard import new_sentence_indices, words
 
 
 def sentence_key(sentence: str, n_words: int = 0) -> str:

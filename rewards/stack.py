@@ -1,6 +1,6 @@
 """The PARTNER reward: r = w_e·r_e + w_f·r_f + w_c·r_c + w_m·r_m (+ w_g·r_g), per sample (paper §5.5).
 
-r_g, the guard penalty (``rewards.guard``), r_n, the novelty penalty (``rewards.novelty``), r_x, the
+r_g, the guard penalty (``rewards.sentence_guard``), r_n, the novelty penalty (``rewards.novelty``), r_x, the
 post-specificity reward (``rewards.context``), and r_p, the post-fit reward (``rewards.fit``), are ours,
 not the paper's: off unless ``w_guard`` / ``w_novelty`` / ``w_context`` / ``w_fit`` > 0. r_n, r_x and r_p
 remember recent episodes, so the stack has a ``state_dict`` for the RL trainer's checkpoints.
@@ -76,7 +76,7 @@ class RewardStack:
         run_dir: where ``partner-train`` stages wrote their models (used when cfg leaves paths empty).
         empathy_scorer / coherence_scorer: ready objects (tests, callers that hold them already).
         lms: {name: rewards.lm.FrozenLM} to reuse already loaded LMs.
-        guard: the sentence guard behind r_g and r_p's copy checks (``rewards.guard.SentenceGuard``; its
+        guard: the sentence guard behind r_g and r_p's copy checks (``rewards.sentence_guard.SentenceGuard``; its
         defaults when None).
         """
         from .lm import FrozenLM
@@ -126,7 +126,7 @@ class RewardStack:
             self.components["mi"] = MutualInformationReward(forward, reverse, cfg.lambda_mi, cfg.max_seeker_tokens,
                                                             cfg.max_response_tokens, cfg.batch_size)
         if cfg.w_guard:
-            from .guard import GuardPenalty
+            from .sentence_guard import GuardPenalty
 
             self.components["guard"] = GuardPenalty(guard)
         if cfg.w_novelty:
@@ -147,7 +147,7 @@ class RewardStack:
         """From a whole PartnerConfig (duck-typed: .rewards, .policy.backbone, .reverse.backbone, .run_dir;
         r_g and r_p use the thresholds of .rewrite, the guard rewriting applies)."""
         if (cfg.rewards.w_guard or cfg.rewards.w_fit) and "guard" not in kwargs:
-            from .guard import SentenceGuard
+            from .sentence_guard import SentenceGuard
 
             kwargs["guard"] = SentenceGuard.from_config(cfg.rewrite)
         return cls(cfg.rewards, policy_backbone=cfg.policy.backbone, reverse_backbone=cfg.reverse.backbone,

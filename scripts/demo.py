@@ -69,7 +69,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    from classifiers import corpora
+    from core import corpora
     from partner.config import SHIPPED_MODELS
 
     OUT.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from classifiers.corpora import default_data_dir  # noqa: E402
+from core.corpora import default_data_dir  # noqa: E402
 
 DATA = default_data_dir()
 

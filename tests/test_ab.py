@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from classifiers.jsonio import DataError
+from core.jsonio import DataError
 from partner.ab.analyze import AnalyzeConfig, analyze
 from partner.ab.export import ExportConfig, export
 from partner.ab.stats import holm, krippendorff_alpha_nominal, sign_test, wilson_interval

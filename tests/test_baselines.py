@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from classifiers.corpora import EpitomePair
-from classifiers.text import split_sentences
+from core.corpora import EpitomePair
+from core.text import split_sentences
 from partner import rewriters
 from partner.retrieval import RetrievalIndex, empathic_sentences
 
@@ -101,7 +101,7 @@ def test_policy_methods_fail_clearly_without_a_policy(tmp_path):
 
 @pytest.mark.slow
 def test_retrieval_index_uses_train_split_only(data_dir, tmp_path, monkeypatch):
-    from classifiers.corpora import epitome_splits
+    from core.corpora import epitome_splits
 
     monkeypatch.setenv("PARTNER_CACHE", str(tmp_path))
     index = RetrievalIndex.build_or_load(data_dir)

@@ -1,6 +1,6 @@
 import pytest
 
-from classifiers.configuration import ConfigError, describe
+from core.configuration import ConfigError, describe
 from partner.config import PartnerConfig, load_config, DEFAULT_CONFIG, REPO_ROOT
 
 

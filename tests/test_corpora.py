@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from classifiers import corpora
-from classifiers.jsonio import DataError
+from core import corpora
+from core.jsonio import DataError
 
 
 def test_epitome_join_real_data(data_dir):

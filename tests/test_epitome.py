@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from classifiers.config import EpitomeConfig
-from classifiers.corpora import EpitomePair
+from core.corpora import EpitomePair
 from classifiers.epitome_metrics import iou_f1, level_metrics, rationale_metrics, runs, token_f1
 
 SHIPPED = Path(__file__).resolve().parent.parent / "models" / "epitome"
@@ -304,7 +304,7 @@ def test_classifier_stage_trains_once_into_run_dir(tmp_path, data_dir, monkeypat
 def _tiny_mpnet(tmp_path):
     from transformers import AutoTokenizer, MPNetConfig, MPNetModel
 
-    from classifiers.registry import resolve
+    from core.registry import resolve
 
     tok = AutoTokenizer.from_pretrained(str(resolve("tiny-bert")))
     torch.manual_seed(0)

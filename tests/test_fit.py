@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rewards.fit import PostFitReward
-from rewards.guard import SentenceGuard
+from rewards.sentence_guard import SentenceGuard
 
 DOG = "My dog died last week and I can't stop crying about my dog."
 EXAM = "I failed my maths exam again and my parents are furious."

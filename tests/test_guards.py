@@ -170,7 +170,7 @@ def test_a_sentence_that_duplicates_the_response_is_rejected_but_a_rewording_of_
 
 
 # ---------------------------------------------------------------------------------------------
-# the RL guard penalty (rewards.guard): what rewriting would reject costs reward in training
+# the RL guard penalty (rewards.sentence_guard): what rewriting would reject costs reward in training
 
 
 def test_guard_reason_counts_nothing_and_check_counts():
@@ -182,7 +182,7 @@ def test_guard_reason_counts_nothing_and_check_counts():
 
 
 def test_guard_penalty_counts_rejected_new_sentences_only():
-    from rewards.guard import GuardPenalty
+    from rewards.sentence_guard import GuardPenalty
 
     pen = GuardPenalty(SentenceGuard())
     original = "I'm sorry to hear that. Have you talked to anyone?"
@@ -233,7 +233,7 @@ def test_guard_penalty_thresholds_come_from_the_rewrite_config_and_weight_zero_i
                                       "Are you thinking about ending it all?", "Do you want to hurt yourself?",
                                       "I know how it feels to want to be dead."])
 def test_the_guard_rejects_sentences_that_bring_in_death_suicide_or_self_harm(sentence):
-    from rewards.guard import SentenceGuard, risk_terms
+    from rewards.sentence_guard import SentenceGuard, risk_terms
 
     assert risk_terms(sentence)
     guard = SentenceGuard()
@@ -245,7 +245,7 @@ def test_the_guard_rejects_sentences_that_bring_in_death_suicide_or_self_harm(se
                                       "I'm sorry you are going through this.", "Skills can be learned.",
                                       "It sounds like a deadline is weighing on you.", "Studies show it helps."])
 def test_ordinary_supportive_sentences_pass_the_risk_check(sentence):
-    from rewards.guard import SentenceGuard, risk_terms
+    from rewards.sentence_guard import SentenceGuard, risk_terms
 
     assert risk_terms(sentence) == [] and SentenceGuard().reason(SEEKER, sentence, []) is None
 
@@ -253,7 +253,7 @@ def test_ordinary_supportive_sentences_pass_the_risk_check(sentence):
 def test_the_risk_guard_reaches_rewriting_config_the_reward_and_the_eval_report():
     from partner.config import RewriteConfig
     from partner.evaluation.rewrites import degenerate_edits
-    from rewards.guard import GuardPenalty, SentenceGuard
+    from rewards.sentence_guard import GuardPenalty, SentenceGuard
 
     assert SentenceGuard.from_config(RewriteConfig()).block_risk
     assert not SentenceGuard.from_config(RewriteConfig(block_risk_terms=False)).block_risk
@@ -273,7 +273,7 @@ def test_the_risk_guard_reaches_rewriting_config_the_reward_and_the_eval_report(
                                       "Have you tried to lose weight?", "Have you stopped eating?"])
 def test_the_guard_rejects_sentences_that_bring_in_unsafe_topics(sentence):
     from partner.config import RewriteConfig
-    from rewards.guard import SentenceGuard, unsafe_terms
+    from rewards.sentence_guard import SentenceGuard, unsafe_terms
 
     assert unsafe_terms(sentence)
     guard = SentenceGuard()
@@ -290,7 +290,7 @@ def test_the_guard_rejects_sentences_that_bring_in_unsafe_topics(sentence):
                                       "It takes courage to speak up.", "Sexuality is not what this is about.",
                                       "I'm glad you found a hobby you enjoy."])
 def test_ordinary_supportive_sentences_pass_the_unsafe_topic_check(sentence):
-    from rewards.guard import SentenceGuard, unsafe_terms
+    from rewards.sentence_guard import SentenceGuard, unsafe_terms
 
     assert unsafe_terms(sentence) == [] and SentenceGuard().reason(SEEKER, sentence, []) is None
 

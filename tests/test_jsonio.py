@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from classifiers.jsonio import DataError, atomic_write_json, process_jsonl, read_jsonl
+from core.jsonio import DataError, atomic_write_json, process_jsonl, read_jsonl
 
 
 def _write(path, lines):

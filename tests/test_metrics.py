@@ -101,7 +101,7 @@ def test_specificity_is_cosine():
 
 @pytest.fixture(scope="module")
 def tiny_lm():
-    from classifiers.registry import load_causal_lm
+    from core.registry import load_causal_lm
 
     return load_causal_lm("tiny-gpt2")
 
@@ -126,7 +126,7 @@ def test_perplexity_masks_padding_and_matches_the_unbatched_loss(tiny_lm):
 
 @pytest.mark.slow
 def test_specificity_with_minilm_ranks_related_above_unrelated():
-    from classifiers.registry import load_sentence_embedder
+    from core.registry import load_sentence_embedder
 
     emb = load_sentence_embedder("minilm")
     seeker = "My dog died yesterday and the house feels so empty."

@@ -1,6 +1,6 @@
 import re
 
-from classifiers.provenance import git_commit, machine_info
+from core.provenance import git_commit, machine_info
 
 
 def test_git_commit_names_head_or_says_unknown(tmp_path):

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from classifiers import registry
-from classifiers.registry import ModelResolutionError
+from core import registry
+from core.registry import ModelResolutionError
 
 
 def test_unknown_path_is_a_clear_error():

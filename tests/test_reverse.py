@@ -11,7 +11,7 @@ from classifiers.reverse import (FORWARD_LABELS, REVERSE_LABELS, encode_conditio
 
 @pytest.fixture(scope="module")
 def tiny():
-    from classifiers.registry import load_causal_lm
+    from core.registry import load_causal_lm
 
     return load_causal_lm("tiny-gpt2")
 

@@ -69,7 +69,7 @@ class Exploding:
 
 @pytest.fixture(scope="module")
 def tiny():
-    from classifiers.registry import load_causal_lm
+    from core.registry import load_causal_lm
 
     torch.manual_seed(0)
     model, tok = load_causal_lm("tiny-gpt2")
@@ -79,7 +79,7 @@ def tiny():
 @pytest.fixture(scope="module")
 def reverse_dir(tiny, tmp_path_factory):
     """A reverse adapter on tiny-gpt2 with non-zero LoRA weights (so it visibly changes the model)."""
-    from classifiers.registry import load_causal_lm
+    from core.registry import load_causal_lm
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(1)

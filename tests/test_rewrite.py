@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from partner import rewrite as rw
+from partner import rewrite_jsonl as rw
 from partner import rewriters
 from partner.cli import rewrite as cli
 
@@ -180,7 +180,7 @@ def test_resume_after_a_kill_loses_nothing_and_redoes_nothing(tmp_path):
 
 
 def test_resume_refuses_an_output_of_another_input(tmp_path):
-    from classifiers.jsonio import DataError
+    from core.jsonio import DataError
 
     inp = tmp_path / "in.jsonl"
     write_jsonl(inp, [{"id": "x", "seeker_post": "s", "response_post": "r"}])

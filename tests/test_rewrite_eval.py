@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from partner import rewrite as rw
+from partner import rewrite_jsonl as rw
 from partner import rewriters
 from partner.evaluation import rewrites as ev
 

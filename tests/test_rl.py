@@ -9,7 +9,7 @@ import torch
 
 from partner import edits as E
 from partner.config import PolicyConfig, RLConfig
-from partner.rl import RewardResult, RLTrainer, RunningBaseline, _episode_logp, advantages, pg_loss
+from partner.rl_trainer import RewardResult, RLTrainer, RunningBaseline, _episode_logp, advantages, pg_loss
 
 PROMPTS = [("I failed my exam and feel stupid.", "Study harder. It happens."),
            ("My dog died yesterday.", "Get another dog."),

@@ -10,7 +10,7 @@ import pytest
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     from classifiers.config import EpitomeConfig
-    from classifiers.corpora import EpitomePair
+    from core.corpora import EpitomePair
     from classifiers.epitome_train import train
 
     pairs = [EpitomePair(f"s{i}", f"r{i}", f"I feel sad today ({i}).", "I'm sorry. What happened?",

@@ -1,6 +1,6 @@
 import pytest
 
-from classifiers.text import join_sentences, split_sentences, word_tokenize
+from core.text import join_sentences, split_sentences, word_tokenize
 
 
 @pytest.mark.parametrize("text, expected", [

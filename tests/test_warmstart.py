@@ -70,7 +70,7 @@ def test_heldout_split_is_by_response_and_roundtrips(tmp_path):
 
 
 def test_sources_keep_epitome_test_and_dev_out(data_dir):
-    from classifiers.corpora import epitome_splits
+    from core.corpora import epitome_splits
 
     sources = D.collect_sources(data_dir, ["epitome"])
     splits = epitome_splits(data_dir)
@@ -91,7 +91,7 @@ def _tiny_examples():
 def test_short_training_run_lowers_the_loss_and_resumes(tmp_path):
     from partner.config import PolicyConfig, WarmStartConfig
     from partner.policy import PartnerPolicy
-    from partner.warmstart import train
+    from partner.warmstart_trainer import train
 
     pcfg = PolicyConfig(backbone="tiny-gpt2", max_context_tokens=24, lora_r=4, lora_alpha=8)
     policy = PartnerPolicy.from_backbone("tiny-gpt2", pcfg, finetune="lora", seed=0)

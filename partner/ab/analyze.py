@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from classifiers.jsonio import DataError, atomic_write_json, atomic_write_text
+from core.jsonio import DataError, atomic_write_json, atomic_write_text
 
 from .export import KEY_FORMAT
 from .stats import holm, krippendorff_alpha_nominal, sign_test, wilson_interval

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from classifiers.jsonio import DataError, atomic_write_json, atomic_write_text
+from core.jsonio import DataError, atomic_write_json, atomic_write_text
 
 from .systems import ORIGINAL, Systems, file_sha256, load_systems
 

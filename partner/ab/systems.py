@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from classifiers.jsonio import DataError, iter_json_objects
+from core.jsonio import DataError, iter_json_objects
 
 log = logging.getLogger(__name__)
 

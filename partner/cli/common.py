@@ -36,9 +36,9 @@ def not_implemented(what: str, issue: str) -> int:
 
 def run(main: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv=None) -> int:
     """Parse, set up logging, run; known errors become one line on stderr and exit status 2."""
-    from classifiers.configuration import ConfigError
-    from classifiers.jsonio import DataError
-    from classifiers.registry import ModelResolutionError
+    from core.configuration import ConfigError
+    from core.jsonio import DataError
+    from core.registry import ModelResolutionError
 
     args = parser.parse_args(argv)
     setup(getattr(args, "verbose", False))

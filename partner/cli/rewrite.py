@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .common import add_common, add_config, run
 
-log = logging.getLogger("partner.rewrite")
+log = logging.getLogger("partner.rewrite_jsonl")
 
 METHODS = ("partner", "warmstart", "identity", "template", "retrieval", "zeroshot")
 
@@ -51,7 +51,7 @@ def _main(args: argparse.Namespace) -> int:
     import torch
 
     from partner.config import DEFAULT_CONFIG, load_config
-    from partner.rewrite import ScorerUnavailable, load_scorer, rewrite_file
+    from partner.rewrite_jsonl import ScorerUnavailable, load_scorer, rewrite_file
     from partner.rewriters import MethodUnavailable, build_rewriter
 
     if not Path(args.input).is_file():

@@ -27,7 +27,7 @@ def _main(args: argparse.Namespace) -> int:
     import logging
     from pathlib import Path
 
-    from classifiers.jsonio import process_jsonl
+    from core.jsonio import process_jsonl
     from classifiers.scorer import EmpathyScorer
 
     src = Path(args.input)

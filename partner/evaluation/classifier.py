@@ -1,7 +1,7 @@
 """partner-eval classifier: the EPITOME classifier on the grouped test split, with baselines.
 
 ``--model`` takes one folder or several, comma-separated. With ``--cv`` they are the folds of one
-k-fold cross-validation instead (``classifier_cv``). Models whose configs differ only in
+k-fold cross-validation instead (``cross_validation``). Models whose configs differ only in
 the training seed form one row, reported as mean ± sd over their seeds; a model trained with
 ``context: none`` is the response-only baseline. The majority class and tf-idf + logistic
 regression baselines are fitted on the training split on the fly.
@@ -19,7 +19,7 @@ import logging
 import statistics
 from pathlib import Path
 
-from classifiers.provenance import git_commit
+from core.provenance import git_commit
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def model_dirs(arg: str | None) -> list[Path]:
 
 
 def test_split(cfg):
-    from classifiers.corpora import epitome_splits
+    from core.corpora import epitome_splits
 
     return epitome_splits(cfg.data_path(), seed=cfg.classifier.split_seed)
 
@@ -176,11 +176,11 @@ def markdown(report: dict) -> str:
 
 def main(args) -> int:
     from classifiers.config import EpitomeConfig
-    from classifiers.configuration import from_dict
+    from core.configuration import from_dict
     from classifiers.scorer import EmpathyScorer
 
     if getattr(args, "cv", False):
-        from .classifier_cv import main as cv_main
+        from .cross_validation import main as cv_main
 
         return cv_main(args)
     cfg = load_config(args)
@@ -209,7 +209,7 @@ def main(args) -> int:
 
 def write_report(args, cfg, report: dict, md: str, stem: str) -> int:
     """``stem``.json and ``stem``.md into --out (default: the run dir's eval/), and the markdown to stdout."""
-    from classifiers.jsonio import atomic_write_json, atomic_write_text
+    from core.jsonio import atomic_write_json, atomic_write_text
 
     out = Path(args.out) if args.out else Path(cfg.run_dir) / "eval"
     atomic_write_json(out / f"{stem}.json", report)

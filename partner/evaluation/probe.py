@@ -181,7 +181,7 @@ def markdown(results: dict[str, dict], meta: dict) -> str:
 
 
 def main(args) -> int:
-    from classifiers.corpora import grouped_split, load_epitome
+    from core.corpora import grouped_split, load_epitome
     from classifiers.scorer import EmpathyScorer
 
     from .classifier import git_commit, load_config, model_dirs, write_report

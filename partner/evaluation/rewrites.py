@@ -28,7 +28,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from classifiers.provenance import git_commit, machine_info
+from core.provenance import git_commit, machine_info
 from classifiers.scorer import MECHANISMS
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 def read_rewrites(path: Path) -> tuple[list[dict], int]:
     """(rewritten records, number of error records) of a partner-rewrite output."""
-    from classifiers.jsonio import DataError, iter_json_objects
+    from core.jsonio import DataError, iter_json_objects
 
     records, errors = [], 0
     for n, obj in iter_json_objects(path):
@@ -81,13 +81,13 @@ class Models:
         return self._cache[key]
 
     def embedder(self):
-        from classifiers.registry import load_sentence_embedder
+        from core.registry import load_sentence_embedder
 
         return self._get("specificity embedder", lambda: load_sentence_embedder(
             self.cfg.rewrite.retrieval_embedder, device=self.device))
 
     def reference_lm(self):
-        from classifiers.registry import load_causal_lm
+        from core.registry import load_causal_lm
 
         name = self.cfg.rewards.reference_lm or self.cfg.policy.backbone
         return self._get("reference LM", lambda: load_causal_lm(name, device=self.device))
@@ -101,7 +101,7 @@ class Models:
 
     def empathy(self):
         def load():
-            from partner.rewrite import ScorerUnavailable, load_scorer
+            from partner.rewrite_jsonl import ScorerUnavailable, load_scorer
 
             try:
                 return load_scorer(self.cfg.rewrite.scorer if self.cfg.rewrite.scorer != "none" else "")
@@ -454,7 +454,7 @@ def plots(rows: list[dict], out: Path) -> list[Path]:
 
 def _against_index(rows: list[dict], against: str | None) -> int:
     """The row the paired comparison is against: a file path or method label, default the last file."""
-    from classifiers.configuration import ConfigError
+    from core.configuration import ConfigError
 
     if against is None:
         return len(rows) - 1
@@ -471,7 +471,7 @@ def _against_index(rows: list[dict], against: str | None) -> int:
 
 def main(args) -> int:
 
-    from classifiers.jsonio import atomic_write_json, atomic_write_text
+    from core.jsonio import atomic_write_json, atomic_write_text
     from partner.config import DEFAULT_CONFIG, load_config
 
     cfg = load_config(args.config or DEFAULT_CONFIG, args.overrides)
@@ -542,8 +542,8 @@ def export_inputs(corpus: str, out: Path, n: int = 0, seed: int = 0) -> int:
     """
     import random
 
-    from classifiers import corpora
-    from classifiers.jsonio import atomic_write_text
+    from core import corpora
+    from core.jsonio import atomic_write_text
 
     if corpus in ("epitome-test", "epitome-dev"):
         rows = [{"id": f"{p.sp_id}/{p.rp_id}", "seeker_post": p.seeker_post, "response_post": p.response_post,

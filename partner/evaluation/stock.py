@@ -38,7 +38,7 @@ STOCK_SENTENCES = (
 
 def read_pairs(path: Path) -> tuple[list[tuple[str, str]], list[dict]]:
     """(seeker, response) pairs of a JSONL file, and an error record (line, field, error) per unusable line."""
-    from classifiers.jsonio import DataError, read_jsonl
+    from core.jsonio import DataError, read_jsonl
 
     if not path.exists():
         raise DataError(path, None, None, "file not found")
@@ -100,9 +100,9 @@ def markdown(result: dict, meta: dict) -> str:
 
 
 def main(args) -> int:
-    from classifiers.jsonio import atomic_write_json, atomic_write_text
-    from classifiers.provenance import git_commit
-    from partner.rewrite import load_scorer
+    from core.jsonio import atomic_write_json, atomic_write_text
+    from core.provenance import git_commit
+    from partner.rewrite_jsonl import load_scorer
 
     path = Path(args.input)
     pairs, errors = read_pairs(path)

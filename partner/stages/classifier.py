@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 def run(cfg, force: bool = False) -> Path:
     from classifiers.epitome_train import train
-    from classifiers.jsonio import atomic_write_text
+    from core.jsonio import atomic_write_text
 
     out = Path(cfg.run_dir) / "classifier"
     if (out / ".complete").exists() and not force:

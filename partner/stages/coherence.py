@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 def run(cfg, force: bool = False) -> Path:
     from classifiers.coherence import train
-    from classifiers.jsonio import atomic_write_text
+    from core.jsonio import atomic_write_text
 
     out = Path(cfg.run_dir) / "coherence"
     if (out / ".complete").exists() and not force:

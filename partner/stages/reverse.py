@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg, force: bool = False) -> Path:
-    from classifiers.jsonio import atomic_write_text
+    from core.jsonio import atomic_write_text
     from classifiers.reverse import train
 
     out = Path(cfg.run_dir) / "reverse"

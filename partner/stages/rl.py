@@ -43,7 +43,7 @@ def completed_steps(out: Path) -> int | None:
 
 
 def prompts(cfg) -> list[tuple[str, str]]:
-    from classifiers.corpora import epitome_splits
+    from core.corpora import epitome_splits
 
     train = epitome_splits(cfg.data_path() / "epitome-reddit", seed=cfg.classifier.split_seed)["train"]
     return [(p.seeker_post, p.response_post) for p in train]
@@ -53,9 +53,9 @@ def run(cfg, force: bool = False, reward_fn=None) -> Path:
     import torch
     from accelerate import Accelerator
 
-    from classifiers.jsonio import atomic_write_json, atomic_write_text
+    from core.jsonio import atomic_write_json, atomic_write_text
     from partner.policy import PartnerPolicy
-    from partner.rl import RLTrainer, plot_history
+    from partner.rl_trainer import RLTrainer, plot_history
 
     out = Path(cfg.run_dir) / "rl"
     if (out / ".complete").exists() and not force:

@@ -33,7 +33,7 @@ def _classifier_path(cfg) -> str | None:
 
 def build_data(cfg, out: Path, labeller=None):
     """Examples and report, from ``data.jsonl`` if it was built before."""
-    from classifiers.jsonio import atomic_write_json
+    from core.jsonio import atomic_write_json
 
     from .. import warmstart_data as D
 
@@ -65,9 +65,9 @@ def build_data(cfg, out: Path, labeller=None):
 
 
 def run(cfg, force: bool = False, labeller=None) -> Path:
-    from classifiers.jsonio import atomic_write_text
+    from core.jsonio import atomic_write_text
 
-    from .. import warmstart as W
+    from .. import warmstart_trainer as W
     from .. import warmstart_data as D
     from ..policy import PartnerPolicy
 

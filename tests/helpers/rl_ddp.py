@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from test_rl import PROMPTS, stop_reward, tiny_policy  # noqa: E402
 
 from partner.config import RLConfig  # noqa: E402
-from partner.rl import RLTrainer  # noqa: E402
+from partner.rl_trainer import RLTrainer  # noqa: E402
 
 out = Path(sys.argv[1])
 acc = Accelerator(cpu=True)

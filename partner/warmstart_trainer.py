@@ -129,7 +129,7 @@ def train(policy, train_examples: list[WarmStartExample], heldout: list[WarmStar
     from transformers.integrations import TensorBoardCallback
     from torch.utils.tensorboard import SummaryWriter
 
-    from classifiers.jsonio import atomic_write_json
+    from core.jsonio import atomic_write_json
 
     out = Path(out_dir)
     ckpt_dir = out / "checkpoints"

@@ -151,7 +151,7 @@ def load(cls: type[T], path: str | Path | None = None, overrides: list[str] | No
 
 
 def save(obj: Any, path: str | Path) -> None:
-    from .jsonio import atomic_write_text
+    from core.jsonio import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(to_dict(obj), sort_keys=False))
 

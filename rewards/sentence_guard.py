@@ -12,7 +12,7 @@ extra reward went into sentences that rewriting throws away. With ``w_guard`` > 
 sentence costs ``w_guard`` in the reward. Off by default: with weight 2 for 80 steps the guarded gain
 rose, but the agent collapsed onto "I'm sorry to hear that" (docs/experiments.md, "guard penalty and guard retries").
 
-A "new sentence" is one of the rewrite's sentences (``classifiers.text.split_sentences``) that is
+A "new sentence" is one of the rewrite's sentences (``core.text.split_sentences``) that is
 not one of the original's (counted as a multiset, so an original sentence kept twice is not new).
 It is judged against the seeker post and the rewrite's other sentences, which are the sentences it
 went in beside (a replaced sentence is no longer there). The guard judges a generated sentence as
@@ -25,7 +25,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from classifiers.text import ngrams, split_sentences
+from core.text import ngrams, split_sentences
 
 from .edit import check_batch
 

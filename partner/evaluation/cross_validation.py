@@ -22,7 +22,7 @@ import logging
 
 import numpy as np
 
-from classifiers.provenance import git_commit
+from core.provenance import git_commit
 
 from .classifier import (
     MECHANISMS,
@@ -118,7 +118,7 @@ def run_cv(models: list[tuple[str, object]], data_path, predict=predict_model, c
     are fitted there (``classifiers.calibration``) and applied to its test fold: level biases, and a
     mixture with the tf-idf + LR baseline's probabilities. Two more rows.
     """
-    from classifiers.corpora import grouped_split, load_epitome
+    from core.corpora import grouped_split, load_epitome
     from classifiers.epitome_metrics import tfidf_probs
 
     by_fold: dict[int, tuple[str, object]] = {}

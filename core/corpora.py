@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .jsonio import DataError, iter_json_objects
+from core.jsonio import DataError, iter_json_objects
 
 log = logging.getLogger(__name__)
 

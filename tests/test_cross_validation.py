@@ -4,9 +4,9 @@ import types
 
 import pytest
 
-from classifiers import corpora
+from core import corpora
 from classifiers.config import EpitomeConfig
-from partner.evaluation import classifier_cv
+from partner.evaluation import cross_validation
 
 
 def test_fold_9_of_10_is_the_fixed_split_and_folds_partition_the_data(data_dir):
@@ -51,7 +51,7 @@ def _oracle(wrong_ip_level1: bool):
 
 def test_cv_pools_every_pair_once_and_reports_per_level_f1(data_dir):
     models = [(f"f{i}", _scorer(folds=3, fold=i)) for i in range(3)]
-    report = classifier_cv.run_cv(models, data_dir, predict=_oracle(wrong_ip_level1=True))
+    report = cross_validation.run_cv(models, data_dir, predict=_oracle(wrong_ip_level1=True))
     pairs, _ = corpora.load_epitome(data_dir)
     assert report["test_pairs"] == len(pairs) and report["folds_present"] == [0, 1, 2]
     name = next(k for k in report["rows"] if k.endswith("pooled over folds") and "EPITOME" in k)
@@ -68,22 +68,22 @@ def test_cv_pools_every_pair_once_and_reports_per_level_f1(data_dir):
     assert all(f["tfidf_mix"]["ER"]["weight"] >= 0.5 for f in report["per_fold"])
     assert all(f["level_bias"]["IP"]["bias"][1] > f["level_bias"]["IP"]["bias"][2] and f["level_bias"]["ER"]["bias"] == [0, 0, 0]
                for f in report["per_fold"])
-    md = classifier_cv.markdown(report)
+    md = cross_validation.markdown(report)
     assert "3-fold grouped cross-validation" in md and "| 2 | f2 |" in md
 
 
 def test_cv_refuses_mixed_recipes_and_duplicate_folds(data_dir, caplog):
     with pytest.raises(ValueError, match="both trained with fold 1"):
-        classifier_cv.run_cv([("a", _scorer(folds=3, fold=1)), ("b", _scorer(folds=3, fold=1, seed=7))], data_dir,
+        cross_validation.run_cv([("a", _scorer(folds=3, fold=1)), ("b", _scorer(folds=3, fold=1, seed=7))], data_dir,
                              predict=_oracle(False))
     with pytest.raises(ValueError, match="more than the seed and the fold"):
-        classifier_cv.run_cv([("a", _scorer(folds=3, fold=0)), ("b", _scorer(folds=3, fold=1, context_margin=0.5))],
+        cross_validation.run_cv([("a", _scorer(folds=3, fold=0)), ("b", _scorer(folds=3, fold=1, context_margin=0.5))],
                              data_dir, predict=_oracle(False))
     with pytest.raises(ValueError, match="different numbers of folds"):
-        classifier_cv.run_cv([("a", _scorer(folds=3, fold=0)), ("b", _scorer(folds=4, fold=1))], data_dir,
+        cross_validation.run_cv([("a", _scorer(folds=3, fold=0)), ("b", _scorer(folds=4, fold=1))], data_dir,
                              predict=_oracle(False))
     # the fixed split counts as fold 9 of 10; a missing fold is reported, not hidden
-    report = classifier_cv.run_cv([("fixed", _scorer()), ("f0", _scorer(folds=10, fold=0))], data_dir,
+    report = cross_validation.run_cv([("fixed", _scorer()), ("f0", _scorer(folds=10, fold=0))], data_dir,
                                   predict=_oracle(False))
     assert report["folds_present"] == [0, 9] and report["folds"] == 10
     assert "folds [1, 2, 3, 4, 5, 6, 7, 8] of 10 have no model" in caplog.text

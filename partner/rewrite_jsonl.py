@@ -2,7 +2,7 @@
 
 Each output line is the input's fields plus ``rewritten_response``, ``edits``, ``empathy``:
 ``{"before": ..., "after": ...}`` (``EmpathyScorer`` JSON, or null when scoring is switched off) and
-``method``. Batches go through ``classifiers.jsonio.process_jsonl``: a bad line becomes an error
+``method``. Batches go through ``core.jsonio.process_jsonl``: a bad line becomes an error
 record with its line number, and re-running onto an existing output skips the lines it holds.
 
 Determinism: every batch is rewritten with a seed derived from ``--seed`` and the batch's own text,
@@ -76,8 +76,8 @@ def rewrite_records(records: list[dict], rewriter, scorer=None, seed: int = 0,
 
 def rewrite_file(in_path, out_path, rewriter, scorer=None, batch_size: int = 16, seed: int = 0,
                  overwrite: bool = False):
-    """Rewrite a JSONL file resumably (see module doc); returns classifiers.jsonio.RunStats."""
-    from classifiers.jsonio import process_jsonl
+    """Rewrite a JSONL file resumably (see module doc); returns core.jsonio.RunStats."""
+    from core.jsonio import process_jsonl
 
     return process_jsonl(in_path, out_path, lambda recs: rewrite_records(recs, rewriter, scorer, seed),
                          batch_size=batch_size, overwrite=overwrite, desc=f"rewrite ({rewriter.name})")
