@@ -1,11 +1,13 @@
 """Configs are data: dataclasses with defaults and one-line help, read from YAML, overridden from
 the command line with dotted keys (``--set policy.top_p=0.9``).
 
-Each dataclass field may carry ``metadata={"help": "..."}``; ``describe()`` prints them.
+Each dataclass field may carry ``metadata={"help": "..."}`` and the values it accepts (``choices``,
+``at_least``, ``above``, ``at_most``), checked when a config is loaded; ``describe()`` prints them.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -17,12 +19,29 @@ import yaml
 T = TypeVar("T")
 
 
-def option(text: str, default: Any = None, factory: Any = None) -> Any:
+def option(text: str, default: Any = None, factory: Any = None, *, choices: tuple | None = None,
+           at_least: float | None = None, above: float | None = None, at_most: float | None = None) -> Any:
     """A config dataclass field with one-line help (``describe`` prints it); ``factory`` for list or
-    dict defaults."""
+    dict defaults; ``choices`` or bounds (``above`` is exclusive) are checked when a config loads."""
+    meta = {"help": text, **{k: v for k, v in (("choices", choices), ("at_least", at_least), ("above", above),
+                                               ("at_most", at_most)) if v is not None}}
     if factory is not None:
-        return dataclasses.field(default_factory=factory, metadata={"help": text})
-    return dataclasses.field(default=default, metadata={"help": text})
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _check(value: Any, meta: Any, where: str) -> None:
+    """The value against its field's ``choices`` and bounds."""
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(f"{where}: must be one of {', '.join(map(str, meta['choices']))}; got {value!r}")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    if "at_least" in meta and value < meta["at_least"]:
+        raise ConfigError(f"{where}: must be at least {meta['at_least']:g}; got {value!r}")
+    if "above" in meta and value <= meta["above"]:
+        raise ConfigError(f"{where}: must be above {meta['above']:g}; got {value!r}")
+    if "at_most" in meta and value > meta["at_most"]:
+        raise ConfigError(f"{where}: must be at most {meta['at_most']:g}; got {value!r}")
 
 
 class ConfigError(ValueError):
@@ -82,14 +101,25 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+def _key(where: str, name: str) -> str:
+    """``file, key a.b``: the source and the dotted key, never glued into ``file.a.b``."""
+    if ", key " in where or where.startswith("--set "):
+        return f"{where}.{name}"
+    return f"--set {name}" if where == "--set" else f"{where}, key {name}"
+
+
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
-    """Build a dataclass from a mapping; unknown keys are an error (typos must not pass silently)."""
+    """Build a dataclass from a mapping; unknown keys are an error (typos must not pass silently), and
+    so is a value outside its field's choices or bounds. ``where`` names the source (a file)."""
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}")
-    kwargs = {k: _convert(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(fields)}")
+    kwargs = {}
+    for k, v in data.items():
+        kwargs[k] = _convert(v, hints[k], _key(where, k))
+        _check(kwargs[k], fields[k].metadata, _key(where, k))
     return cls(**kwargs)
 
 
@@ -142,12 +172,15 @@ def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 
 
 def load(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Defaults, then the YAML file (after its ``base`` file, if it names one), then the overrides."""
+    """Defaults, then the YAML file (after its ``base`` file, if it names one), then the overrides.
+    A bad value is reported against the file that holds it, or against --set."""
     data: dict[str, Any] = {}
     if path is not None:
         data = read_yaml(Path(path))
-    data = apply_overrides(data, overrides or [])
-    return from_dict(cls, data, where=str(path) if path else "config")
+        from_dict(cls, copy.deepcopy(data), where=str(path))
+    if not overrides:
+        return from_dict(cls, data, where=str(path) if path else "config")
+    return from_dict(cls, apply_overrides(data, overrides), where="--set")
 
 
 def save(obj: Any, path: str | Path) -> None:
@@ -167,5 +200,8 @@ def describe(cls: type, prefix: str = "") -> list[str]:
             continue
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else "required")
-        lines.append(f"{name} = {default!r}  {f.metadata.get('help', '')}".rstrip())
+        bounds = [f"{word} {f.metadata[k]:g}" for k, word in (("at_least", ">="), ("above", ">"), ("at_most", "<="))
+                  if k in f.metadata]
+        accepts = f" [{', '.join(bounds)}]" if bounds else ""
+        lines.append(f"{name} = {default!r}  {f.metadata.get('help', '')}{accepts}".rstrip())
     return lines

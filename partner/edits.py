@@ -17,7 +17,13 @@ Text hygiene (the original code re-joined with ``'. '.join`` and doubled punctua
 candidates are stripped of generation artefacts, get a final period if they have no sentence
 terminator, lose repeated punctuation (".." -> ".", "?." -> "?"; an ellipsis stays), and the
 sentence before an inserted one gets a period if it had no terminator, so the rewritten text
-never reads "Hi I'm sorry." for "Hi" + "I'm sorry.". Sentences are re-joined with single spaces.
+never reads "Hi I'm sorry." for "Hi" + "I'm sorry.".
+
+The rewritten *text* (``render``) is the original response with the edits applied in place: every
+sentence no edit touched keeps its bytes, and so do the separators between them (paragraph and
+list newlines, double spaces). A new sentence follows the one before it after a space; the only
+other change is a period after a sentence that ends in a letter or digit when an edited sentence
+follows on the same line. The sentence lists above (the policy's state) are joined with spaces.
 """
 
 from __future__ import annotations
@@ -164,6 +170,85 @@ def apply_edit(sentences: list[str], window_start: int, k: int, position_class: 
     else:
         del out[at]
     return out, Edit(REPLACE, at, cand, position_class, window_start, replaced=replaced)
+
+
+def _spans(text: str, sentences: list[str]) -> list[tuple[int, int]] | None:
+    """Where each of ``split_sentences(text)`` lies in ``text`` (it normalises whitespace inside a
+    sentence, so match word by word); None if they cannot all be found in order."""
+    spans, at = [], 0
+    for sent in sentences:
+        pattern = r"\s*".join(re.escape(tok) for tok in sent.split())
+        m = re.compile(r"\s*(" + pattern + ")").match(text, at)
+        if m is None:
+            return None
+        spans.append(m.span(1))
+        at = m.end(1)
+    return spans
+
+
+def _field(edit, name: str):
+    return edit[name] if isinstance(edit, dict) else getattr(edit, name)
+
+
+def render(original: str, edits: list) -> str:
+    """The original response with ``edits`` (``Edit`` objects or ``{"action", "position",
+    "sentence"}`` dicts, positions as in ``apply_edit``, in the order applied) made in place; see the
+    module doc for what is kept byte for byte."""
+    from core.text import split_sentences
+
+    sentences = split_sentences(original)
+    spans = _spans(original, sentences)
+    if spans is None:  # cannot happen for split_sentences' own output; fall back to the plain join
+        out = list(sentences)
+        for e in edits:
+            _apply_plain(out, e)
+        return join(out)
+    # items: [text, the original sentence index it occupies (None for an inserted sentence), edited]
+    items: list[list] = [[original[a:b], i, False] for i, (a, b) in enumerate(spans)]
+    for e in edits:
+        action, pos, sent = _field(e, "action"), int(_field(e, "position")), _field(e, "sentence") or ""
+        if action == INSERT and sent:
+            items.insert(max(0, min(pos, len(items))), [sent, None, True])
+        elif action == REPLACE and 0 <= pos < len(items):
+            if sent:
+                items[pos] = [sent, items[pos][1], True]
+            else:
+                del items[pos]
+    if not spans or not items:
+        return join([t for t, _, _ in items])
+
+    def gap(j: int) -> str:  # the original text between sentence j-1 and sentence j
+        return original[spans[j - 1][1]:spans[j][0]]
+
+    pieces: list[str] = []
+    last = -1  # the original index of the last occupied item so far
+    for text, occ, edited in items:
+        if pieces:
+            if occ is None:
+                sep = " "
+            else:
+                # the separators the item now spans (after deletions): keep the one that breaks most
+                seps = [gap(j) for j in range(max(last + 1, 1), occ + 1)] or [" "]
+                sep = max(reversed(seps), key=lambda g: g.count("\n")) if occ > last + 1 else seps[-1]
+            if edited and "\n" not in sep and re.search(r"\w$", pieces[-1]) and not has_terminator(pieces[-1]):
+                pieces[-1] += "."
+            pieces.append(sep)
+        pieces.append(text)
+        if occ is not None:
+            last = occ
+    lead, tail = original[:spans[0][0]], original[spans[-1][1]:]
+    return lead + "".join(pieces) + tail
+
+
+def _apply_plain(sentences: list[str], e) -> None:
+    action, pos, sent = _field(e, "action"), int(_field(e, "position")), _field(e, "sentence") or ""
+    if action == INSERT and sent:
+        sentences.insert(max(0, min(pos, len(sentences))), sent)
+    elif action == REPLACE and 0 <= pos < len(sentences):
+        if sent:
+            sentences[pos] = sent
+        else:
+            del sentences[pos]
 
 
 def join(sentences: list[str]) -> str:

@@ -56,7 +56,8 @@ class Episode:
 
     @property
     def text(self) -> str:
-        return E.join(self.sentences)
+        """The original response with this episode's edits made in place (``partner.edits.render``)."""
+        return E.render(self.original, self.edits)
 
     @property
     def edits(self) -> list[E.Edit]:

@@ -226,7 +226,7 @@ class PartnerPolicy(nn.Module):
         elif self.finetune == "full":
             from transformers import AutoModelForCausalLM
 
-            src = AutoModelForCausalLM.from_pretrained(str(path / "model"))
+            src = AutoModelForCausalLM.from_pretrained(str(path / "model"), trust_remote_code=False)
             self.model.load_state_dict(src.state_dict())
 
     def save_pretrained(self, out_dir: str | Path, half: bool = False, extra: dict | None = None) -> Path:

@@ -28,7 +28,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from core.text import join_sentences, split_sentences
+from core.text import split_sentences
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +40,18 @@ class MethodUnavailable(RuntimeError):
 
 
 def insert_sentence(response: str, sentence: str, at: str = "start") -> tuple[str, list[dict]]:
-    """Insert ``sentence`` at the start or end of ``response``, keeping the original text as it is."""
+    """Insert ``sentence`` at the start or end of ``response``, keeping the original text as it is
+    (``partner.edits.render``)."""
+    from partner.edits import render
+
     sentence = " ".join(sentence.split())
     if not sentence:
         return response, []
-    body = response.strip()
-    if at == "start":
-        text, pos = (f"{sentence} {body}" if body else sentence), 0
-    elif at == "end":
-        text, pos = (f"{body} {sentence}" if body else sentence), len(split_sentences(response))
-    else:
+    if at not in ("start", "end"):
         raise ValueError(f"insert_at must be 'start' or 'end', got {at!r}")
-    return text, [{"action": "insert", "position": pos, "sentence": sentence}]
+    edits = [{"action": "insert", "position": 0 if at == "start" else len(split_sentences(response)),
+              "sentence": sentence}]
+    return render(response, edits), edits
 
 
 def apply_edit(sents: list[str], edit: dict) -> None:
@@ -64,11 +64,11 @@ def apply_edit(sents: list[str], edit: dict) -> None:
 
 
 def apply_edits(response: str, edits: list[dict]) -> str:
-    """The response after ``edits`` (positions as documented above); sentences joined by spaces."""
-    sents = split_sentences(response)
-    for e in edits:
-        apply_edit(sents, e)
-    return join_sentences(sents)
+    """The response after ``edits`` (positions as documented above), made in place: the text outside
+    the edited sentences is kept byte for byte (``partner.edits.render``)."""
+    from partner.edits import render
+
+    return render(response, edits)
 
 
 class Rewriter:
@@ -256,6 +256,11 @@ class PolicyRewriter(Rewriter):
                 f"--method {method} is not available yet: no trained policy at {path}. Train one "
                 f"(partner-train warmstart / rl) and pass --model, or use a baseline: "
                 f"--method identity|template|retrieval|zeroshot")
+        if not (path / "policy_config.json").is_file():
+            raise MethodUnavailable(
+                f"--method {method}: {path} is not a policy folder of this toolkit: it has no policy_config.json "
+                "(the metadata partner-train warmstart / rl write beside the trained position head). A plain "
+                "language model goes with --method zeroshot --model FOLDER")
         policy_cfg = _trained_context(path, policy_cfg)
         if candidates < 1:
             raise ValueError(f"rewrite.candidates must be at least 1, got {candidates}")

@@ -23,6 +23,8 @@ for f in "$BASE/warmstart/.complete" "$BASE/rl/.complete"; do
   [[ -f $f ]] || { echo "ablations: $f is missing; run partner-train --config $CONFIG --set run_dir=$BASE first" >&2; exit 2; }
 done
 mkdir -p "$OUT"
+# exit status 4: the run finished with error records (bad input lines); the table counts them
+rewrite() { partner-rewrite "$@" || [[ $? -eq 4 ]]; }
 
 declare -A SETTING=([no-coherence]=rewards.w_coherence=0 [no-mi]=rewards.w_mi=0)
 for name in no-coherence no-mi; do
@@ -33,11 +35,11 @@ for name in no-coherence no-mi; do
 done
 
 [[ -f $OUT/epitome-test.jsonl ]] || python -m partner.evaluation.rewrites export epitome-test "$OUT/epitome-test.jsonl"
-partner-rewrite "$OUT/epitome-test.jsonl" -o "$OUT/epitome-test.identity.jsonl" --method identity
-partner-rewrite "$OUT/epitome-test.jsonl" -o "$OUT/epitome-test.warmstart.jsonl" --method warmstart --model "$BASE/warmstart/policy" "${RAW[@]}"
-partner-rewrite "$OUT/epitome-test.jsonl" -o "$OUT/epitome-test.partner.jsonl" --method partner --model "$BASE/rl/policy" "${RAW[@]}"
+rewrite "$OUT/epitome-test.jsonl" -o "$OUT/epitome-test.identity.jsonl" --method identity
+rewrite "$OUT/epitome-test.jsonl" -o "$OUT/epitome-test.warmstart.jsonl" --method warmstart --model "$BASE/warmstart/policy" "${RAW[@]}"
+rewrite "$OUT/epitome-test.jsonl" -o "$OUT/epitome-test.partner.jsonl" --method partner --model "$BASE/rl/policy" "${RAW[@]}"
 for name in no-coherence no-mi; do
-  partner-rewrite "$OUT/epitome-test.jsonl" -o "$OUT/epitome-test.$name.jsonl" --method partner --model "$BASE-$name/rl/policy" "${RAW[@]}"
+  rewrite "$OUT/epitome-test.jsonl" -o "$OUT/epitome-test.$name.jsonl" --method partner --model "$BASE-$name/rl/policy" "${RAW[@]}"
 done
 partner-eval rewrites "$OUT"/epitome-test.{identity,warmstart,partner,no-coherence,no-mi}.jsonl \
   --against "$OUT/epitome-test.partner.jsonl" --out "$OUT/report"

@@ -317,7 +317,8 @@ def test_analyze_bad_ratings(tmp_path):
 def test_analyze_incomplete_file_is_reported(tmp_path):
     res = _export(tmp_path)
     key = json.loads(Path(res["key"]).read_text())
-    half = set(list(key["items"])[:7])
+    # seven items and the attention checks (a rater who answered no check would be excluded)
+    half = set(list(key["items"])[:7]) | {i for i, v in key["items"].items() if v["is_attention_check"]}
     part = _ratings_csv(tmp_path / "p.csv", key, "p",
                         lambda k, q: prefer("partner")(k, q) if k is not None else None)
     rows = [r for r in csv.DictReader(open(part)) if r["item_id"] in half]
@@ -326,9 +327,10 @@ def test_analyze_incomplete_file_is_reported(tmp_path):
         w.writeheader()
         w.writerows(rows)
     out = analyze([part], res["key"], tmp_path / "o", AnalyzeConfig())
-    assert out["raters"][0]["items_complete"] == 7
-    assert "p (13 item(s) not fully rated)" in (tmp_path / "o" / "report.md").read_text()
-    with pytest.raises(DataError, match="fully rated 7 of 20"):
+    n = len(half)
+    assert out["raters"][0]["items_complete"] == n
+    assert f"p ({20 - n} item(s) not fully rated)" in (tmp_path / "o" / "report.md").read_text()
+    with pytest.raises(DataError, match=f"fully rated {n} of 20"):
         analyze([part], res["key"], tmp_path / "o", AnalyzeConfig(require_complete=True))
 
 
@@ -367,3 +369,37 @@ def test_cli_round_trip_and_errors(tmp_path):
     run = subprocess.run([str(BIN / "partner-ab"), "export", SYSTEMS[0], bad, "-o", str(tmp_path / "x")],
                          capture_output=True, text=True)
     assert run.returncode == 2 and "short.jsonl" in run.stderr and "Traceback" not in run.stderr
+
+
+# ---------------------------------------------------------------- hostile input (issue 27)
+
+def test_items_csv_escapes_spreadsheet_formulas(tmp_path):
+    evil = ["=HYPERLINK(\"http://x\",\"click\")", "+1+1", "-2+3", "@SUM(A1)", "\tTAB", "\rCR"]
+    files = []
+    for name in ("a", "b"):
+        recs = _records(SYSTEMS[0])[:len(evil)]
+        for rec, text in zip(recs, evil):
+            rec["seeker_post"] = text
+            rec["rewritten_response"] = text + (" " + name if name == "b" else "")
+        files.append(_write(tmp_path / f"{name}.jsonl", recs))
+    res = export(files, tmp_path / "study", ExportConfig())
+    with open(Path(res["package"]) / "items.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    cells = [row[c] for row in rows for c in ("seeker_post", "response_a", "response_b")]
+    assert cells and all(not c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells)
+    assert "'=HYPERLINK(\"http://x\",\"click\")" in cells and "'-2+3" in cells
+
+
+def test_analyze_excludes_a_rater_who_answered_no_attention_check(tmp_path):
+    res = _export(tmp_path)
+    key = json.loads(Path(res["key"]).read_text())
+    r1 = _ratings_csv(tmp_path / "r1.csv", key, "r1", prefer("partner"))
+
+    def skips_checks(k, q):
+        return None if k["is_attention_check"] else prefer("bart")(k, q)
+    r2 = _ratings_csv(tmp_path / "r2.csv", key, "r2", skips_checks)
+    out = analyze([r1, r2], res["key"], tmp_path / "ana", AnalyzeConfig())
+    assert out["excluded_raters"] == ["r2"]
+    md = (tmp_path / "ana" / "report.md").read_text()
+    assert "| r2 | 18/20 | 0/2 | 0 | yes |" in md
+    assert "answered none of the attention checks" in md

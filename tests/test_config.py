@@ -54,3 +54,36 @@ def test_a_config_can_state_only_what_it_changes_over_a_base(tmp_path):
         load_config(tmp_path / "c.yaml")
     # overrides still apply last, over the base and the file
     assert load_config(REPO_ROOT / "configs" / "gpu.yaml", ["rl.steps=3"]).rl.steps == 3
+
+
+@pytest.mark.parametrize("bad, msg", [
+    (["rewrite.decoding=beam"], r"--set rewrite\.decoding: must be one of greedy, sample; got 'beam'"),
+    (["rl.method=ppo"], r"rl\.method: must be one of reinforce, rloo; got 'ppo'"),
+    (["rewrite.method=bart"], r"rewrite\.method: must be one of"),
+    (["policy.top_p=1.5"], r"policy\.top_p: must be at most 1"),
+    (["policy.top_p=0"], r"policy\.top_p: must be above 0"),
+    (["rl.lr=-1e-4"], r"rl\.lr: must be above 0"),
+    (["rewrite.batch_size=0"], r"rewrite\.batch_size: must be at least 1"),
+    (["warmstart.stop_fraction=2"], r"warmstart\.stop_fraction: must be at most 1"),
+    (["classifier.finetune=adapter"], r"classifier\.finetune: must be one of"),
+])
+def test_values_are_checked_when_loaded(bad, msg):
+    with pytest.raises(ConfigError, match=msg):
+        load_config(DEFAULT_CONFIG, bad)
+
+
+def test_a_bad_value_in_a_file_names_the_file_and_the_key(tmp_path):
+    f = tmp_path / "exp.yaml"
+    f.write_text("classifier:\n  epochs: many\nrewrite:\n  decoding: beam\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(f)
+    # "exp.yaml, key classifier.epochs", never "exp.yaml.classifier.epochs"
+    assert str(err.value).startswith(f"{f}, key classifier.epochs: expected int")
+    f.write_text("rewrite:\n  decoding: beam\n")
+    with pytest.raises(ConfigError, match=rf"{f}, key rewrite\.decoding: must be one of greedy, sample"):
+        load_config(f)
+
+
+def test_describe_lists_choices_and_ranges():
+    lines = describe(PartnerConfig)
+    assert any(line.startswith("policy.top_p = 0.92") and line.endswith("[> 0, <= 1]") for line in lines)

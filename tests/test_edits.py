@@ -81,3 +81,50 @@ def test_edit_info_conversion():
     _, edit = E.apply_edit(SENTS, 2, 2, E.insert_class(0, 2), "Hugs.")
     info = E.to_edit_info(SENTS[2:], edit)
     assert (info.replaced, info.action) == (None, "insert")
+
+
+MULTI = ("I am so sorry you are going through this.  It sounds exhausting.\n\n"
+         "A few things that helped me:\n- talking to a friend\n- walking every morning\n\n"
+         "You are not alone in this, really\nTake care\n")
+
+
+def test_render_keeps_the_original_text_byte_for_byte_outside_the_edits():
+    from core.text import split_sentences
+
+    sents = split_sentences(MULTI)
+    assert sents[2] == "A few things that helped me:" and len(sents) == 7
+    # no edit: the text itself, newlines, double spaces and ':' included
+    assert E.render(MULTI, []) == MULTI
+    # insert after "A few things that helped me:" (before the list), replace "It sounds exhausting."
+    edits = [E.Edit(E.REPLACE, 1, "That sounds exhausting."), E.Edit(E.INSERT, 3, "Maybe these help you too.")]
+    assert E.render(MULTI, edits) == (
+        "I am so sorry you are going through this.  That sounds exhausting.\n\n"
+        "A few things that helped me: Maybe these help you too.\n- talking to a friend\n- walking every morning\n\n"
+        "You are not alone in this, really\nTake care\n")
+    # delete the first sentence of a paragraph: the paragraph break survives
+    assert E.render(MULTI, [{"action": "replace", "position": 2, "sentence": ""}]) == (
+        "I am so sorry you are going through this.  It sounds exhausting.\n\n"
+        "- talking to a friend\n- walking every morning\n\nYou are not alone in this, really\nTake care\n")
+    # insert at the start, and at the end
+    assert E.render(MULTI, [E.Edit(E.INSERT, 0, "I hear you.")]) == "I hear you. " + MULTI
+    assert E.render(MULTI, [E.Edit(E.INSERT, 7, "I hear you.")]) == MULTI[:-1] + ". I hear you.\n"
+
+
+def test_render_closes_a_bare_sentence_before_an_insert_on_the_same_line_only():
+    assert E.render("Hi I lost my job", [E.Edit(E.INSERT, 1, "I'm sorry.")]) == "Hi I lost my job. I'm sorry."
+    assert E.render("Ideas: walk", [E.Edit(E.INSERT, 1, "Also rest.")]) == "Ideas: walk. Also rest."
+    assert E.render("", [E.Edit(E.INSERT, 0, "I'm sorry.")]) == "I'm sorry."
+
+
+def test_an_episode_and_the_template_baseline_keep_the_original_layout():
+    from core.text import split_sentences
+    from partner.episode import Episode, Step
+    from partner.rewriters import TemplateRewriter
+
+    ep = Episode("seeker", MULTI, split_sentences(MULTI))
+    for pos, sent in ((3, "Maybe these help you too."),):
+        ep.sentences, edit = E.apply_edit(ep.sentences, 2, 2, E.insert_class(1, 2), sent)
+        ep.steps.append(Step(0, "seeker", [], 2, 1, None, sent, 0.0, 0.0, edit))
+    assert ep.text == MULTI.replace("helped me:\n", "helped me: Maybe these help you too.\n")
+    (text, _), = TemplateRewriter("I hear you.", at="end").rewrite(["s"], [MULTI])
+    assert text == MULTI[:-1] + ". I hear you.\n"

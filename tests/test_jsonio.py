@@ -72,3 +72,12 @@ def test_process_jsonl_refuses_output_of_another_input(tmp_path):
 def test_atomic_write_leaves_no_temp_files(tmp_path):
     atomic_write_json(tmp_path / "a.json", {"x": 1})
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_messages_read_well(tmp_path):
+    f = tmp_path / "in.jsonl"
+    _write(f, ['{"seeker_post": "s", "response_post": "unterminated', json.dumps({"seeker_post": "s",
+                                                                                "response_post": None})])
+    rows = list(read_jsonl(f))
+    assert " at at " not in rows[0].error.message and "column" in rows[0].error.message
+    assert rows[1].error.message == "must be a string, got null"  # JSON's word, not NoneType

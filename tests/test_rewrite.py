@@ -126,7 +126,8 @@ def test_a_record_that_fails_does_not_take_its_batch_down(tmp_path):
     rw.rewrite_file(inp, out, FlakyRewriter("Sorry."), None, batch_size=3)
     got = read_jsonl(out)
     assert got[0]["rewritten_response"] == "Sorry. a." and got[2]["rewritten_response"] == "Sorry. c."
-    assert got[1] == {"id": "1", "line": 2, "field": None, "error": "RuntimeError: cannot rewrite this one"}
+    assert {k: v for k, v in got[1].items() if not k.startswith("_")} == {
+        "id": "1", "line": 2, "field": None, "error": "RuntimeError: cannot rewrite this one"}
 
 
 def test_odd_inputs_with_template(tmp_path):
@@ -135,8 +136,10 @@ def test_odd_inputs_with_template(tmp_path):
     out = tmp_path / "out.jsonl"
     stats = rw.rewrite_file(inp, out, rewriters.TemplateRewriter("That sounds hard."), FakeScorer(), batch_size=4)
     got = read_jsonl(out)
-    assert stats.errors == 0 and [g["id"] for g in got] == [o["id"] for o in ODD]
+    assert stats.errors == 1 and [g["id"] for g in got] == [o["id"] for o in ODD]
     by_id = {g["id"]: g for g in got}
+    # an empty seeker post is an error record, not rewritten: there is nothing to be empathic about
+    assert by_id["blank-seeker"]["field"] == "seeker_post" and "rewritten_response" not in by_id["blank-seeker"]
     assert by_id["empty"]["rewritten_response"] == "That sounds hard."
     assert by_id["emoji"]["rewritten_response"] == "That sounds hard. oof 😬 that sucks 🙏"
     assert by_id["zh"]["rewritten_response"].endswith("多运动就好了。")
@@ -229,8 +232,8 @@ def test_zeroshot_handles_odd_inputs_in_one_batch(tmp_path, tiny_zeroshot):
     write_jsonl(inp, ODD)
     stats = rw.rewrite_file(inp, tmp_path / "out.jsonl", tiny_zeroshot, FakeScorer(), batch_size=len(ODD), seed=0)
     got = read_jsonl(tmp_path / "out.jsonl")
-    assert stats.errors == 0 and [g["id"] for g in got] == [o["id"] for o in ODD]
-    assert all(g["rewritten_response"].endswith(g["response_post"].strip()) for g in got)
+    assert stats.errors == 1 and [g["id"] for g in got] == [o["id"] for o in ODD]
+    assert all(g["rewritten_response"].endswith(g["response_post"].strip()) for g in got if g["id"] != "blank-seeker")
 
 
 def test_default_output_name():
@@ -258,13 +261,19 @@ def test_policy_methods_through_the_cli(tmp_path, tiny_policy, monkeypatch):
     scorer = FakeScorer()
     monkeypatch.setattr(rw, "load_scorer", lambda spec="", device=None: scorer)
     inp = tmp_path / "in.jsonl"
-    write_jsonl(inp, ODD[:1] + [{"id": "3", "seeker_post": "I feel alone.", "response_post": "One. Two. Three."}])
+    multi = "Oh no.\n\nHere is what helped me:\n- walking\n- sleep\n\nTake care"
+    write_jsonl(inp, ODD[:1] + [{"id": "3", "seeker_post": "I feel alone.", "response_post": "One. Two. Three."},
+                                {"id": "4", "seeker_post": "I feel alone.", "response_post": multi}])
     out = tmp_path / "cli.jsonl"
     assert cli.main([str(inp), "-o", str(out), "--method", "partner", "--model", str(tiny_policy),
                      "--decoding", "sample", "--seed", "1"] + POLICY_SETS) == 0
     got = read_jsonl(out)
-    assert [g["method"] for g in got] == ["partner"] * 2 and any(g["edits"] for g in got)
+    assert [g["method"] for g in got] == ["partner"] * 3 and any(g["edits"] for g in got)
     for g in got:
+        # the text outside the edited sentences is the original's, newlines and ':' included
+        assert rewriters.apply_edits(g["response_post"], g["edits"]) == g["rewritten_response"]
+        if not any(e["action"] == "replace" for e in g["edits"]):
+            assert g["rewritten_response"].count("\n") == g["response_post"].count("\n")
         assert set(g["empathy"]) == {"before", "after"}
         for e in g["edits"]:
             assert set(e) == {"action", "position", "sentence"} and e["action"] in ("insert", "replace")

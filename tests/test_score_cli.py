@@ -37,7 +37,8 @@ def test_score_cli_keeps_order_and_reports_bad_lines(tmp_path, tiny_model):
     ]
     src.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out.jsonl"
-    assert main([str(src), "-o", str(out), "--model", str(tiny_model), "--batch-size", "2"]) == 0
+    # 4: the run finished, with error records (README, "Input and output contract")
+    assert main([str(src), "-o", str(out), "--model", str(tiny_model), "--batch-size", "2"]) == 4
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(rows) == 5  # blank line skipped, every other line answered
     assert rows[0]["id"] == "a" and set(rows[0]["empathy"]) == {"ER", "IP", "EX", "total", "probs", "rationales"}
@@ -46,8 +47,8 @@ def test_score_cli_keeps_order_and_reports_bad_lines(tmp_path, tiny_model):
     assert rows[2]["line"] == 3 and rows[2]["field"] == "response_post"
     assert rows[3]["id"] == "d" and rows[3]["extra"] == 7 and "empathy" in rows[3]  # empty response scores
     assert rows[4]["line"] == 6 and rows[4]["field"] == "response_post"
-    # a second run resumes: nothing new is appended
-    assert main([str(src), "-o", str(out), "--model", str(tiny_model)]) == 0
+    # a second run resumes: nothing new is appended, and the kept error records still count
+    assert main([str(src), "-o", str(out), "--model", str(tiny_model), "--batch-size", "2"]) == 4
     assert len(out.read_text().splitlines()) == 5
 
 

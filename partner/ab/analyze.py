@@ -3,7 +3,8 @@
 Per system pair and question: win / tie / loss rates with Wilson 95 % intervals, the preference
 among decisive comparisons (ties left out) and an exact two-sided sign test on wins vs losses,
 with Holm's correction over all tests. Agreement: Krippendorff's alpha (nominal, A/B/tie).
-Raters who fail attention checks are excluded and listed; incomplete rating files are reported;
+Raters who fail attention checks are excluded and listed, and so is a rater who answered none of
+them when the package has some (skipping every check is no pass); incomplete rating files are reported;
 malformed, foreign or contradictory ratings are errors that name the file and line.
 """
 
@@ -184,12 +185,15 @@ def _check_raters(ratings: list[Rating], key: dict[str, Any], max_failed: int) -
         failed = [c for c in answered_checks
                   if any(mine[c].get(q) != want for q, want in items[c]["expected"].items() if q in mine[c])]
         complete = sum(1 for i in items if len(mine.get(i, {})) == n_questions)
-        out = len(failed) > max_failed
+        skipped = bool(checks) and not answered_checks
+        out = len(failed) > max_failed or skipped
         if out:
             excluded.add(rater)
         table.append({"rater": rater, "items_complete": complete, "items_total": n_items,
                       "checks_answered": len(answered_checks), "checks_total": len(checks),
-                      "checks_failed": len(failed), "failed_items": failed, "excluded": out})
+                      "checks_failed": len(failed), "failed_items": failed, "excluded": out,
+                      "excluded_for": "no attention check answered" if skipped else
+                      "attention checks failed" if out else None})
     return excluded, table
 
 
@@ -271,8 +275,11 @@ def _p(p: float) -> str:
 def report_markdown(key: dict[str, Any], files: list[str], rows: list[dict], raters: list[dict],
                     excluded: set[str], alpha: dict, notes: list[str], cfg: AnalyzeConfig, figure: str | None) -> str:
     L = [f"# A/B study: package {key['package_id']}", ""]
+    skipped = [r["rater"] for r in raters if r.get("excluded_for") == "no attention check answered"]
     L.append(f"Ratings: {len(files)} file(s); raters: {len(raters)}, of whom {len(excluded)} excluded for failing "
-             f"more than {cfg.max_failed_checks} attention check(s).")
+             f"more than {cfg.max_failed_checks} attention check(s)"
+             + (f" or because they answered none of the attention checks ({', '.join(skipped)})" if skipped else "")
+             + ".")
     unit = ("one answer per item and question: the majority of the included raters (a split vote counts as a tie)"
             if cfg.unit == "item" else "every rating counts (ratings of the same item by different raters are not "
             "independent, so p-values and intervals are optimistic when items have several raters)")
@@ -371,7 +378,9 @@ def analyze(rating_files: list[str], key_path: str | Path, out: str | Path, cfg:
         log.warning("rater %r fully rated %d of %d items; the answered ones are used", r["rater"],
                     r["items_complete"], r["items_total"])
     for r in raters:
-        if r["excluded"]:
+        if r["excluded_for"] == "no attention check answered":
+            log.warning("rater %r excluded: answered none of the %d attention checks", r["rater"], r["checks_total"])
+        elif r["excluded"]:
             log.warning("rater %r excluded: failed %d of %d attention checks", r["rater"], r["checks_failed"],
                         r["checks_answered"])
     kept = [r for r in loaded.ratings if r.rater not in excluded]

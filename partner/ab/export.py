@@ -10,6 +10,10 @@ Layout of ``out/``::
 
 Everything random (which inputs, side A/B, item order, ids, attention checks) comes from one
 recorded seed, so the same inputs and seed give the same package byte for byte.
+
+A text cell of ``items.csv`` that begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
+gets a leading ``'`` (OWASP, CSV injection): a rater who opens the file in a spreadsheet sees text,
+never a formula that runs. The rating page and the key keep the texts as they are.
 """
 
 from __future__ import annotations
@@ -202,13 +206,23 @@ def build(systems: Systems, cfg: ExportConfig) -> tuple[list[dict], dict[str, An
     return items, key, manifest
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(text: str) -> str:
+    """A text cell a spreadsheet shows as text: a formula prefix is escaped with a quote (OWASP)."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def items_csv(items: list[dict], package_id: str) -> str:
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    # every cell quoted: a lone carriage return inside a text is not a row break (QUOTE_MINIMAL leaves it bare)
+    w = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
     w.writerow(["package_id", "position", "item_id", "seeker_post", "response_a", "response_b"]
                + [f"question_{q}" for q, _ in QUESTIONS])
     for pos, it in enumerate(items, start=1):
-        w.writerow([package_id, pos, it["item_id"], it["seeker_post"], it["response_a"], it["response_b"]]
+        w.writerow([package_id, pos, it["item_id"]]
+                   + [csv_cell(it[c]) for c in ("seeker_post", "response_a", "response_b")]
                    + [text for _, text in QUESTIONS])
     return buf.getvalue()
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.jsonio import DataError, iter_json_objects
+from core.jsonio import DataError, iter_json_objects, json_type
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,9 @@ def read_rewrites(path: str | Path) -> list[Record]:
             for f in ("seeker_post", "response_post", "rewritten_response"):
                 if not isinstance(data.get(f), str):
                     raise DataError(path, n, f, "is missing" if f not in data else
-                                    f"must be a string, got {type(data[f]).__name__}")
+                                    f"must be a string, got {json_type(data[f])}")
         if data.get("id") is not None and not isinstance(data["id"], (str, int)):
-            raise DataError(path, n, "id", f"must be a string or integer, got {type(data['id']).__name__}")
+            raise DataError(path, n, "id", f"must be a string or integer, got {json_type(data['id'])}")
         records.append(rec)
     if not records:
         raise DataError(path, None, None, "is empty")

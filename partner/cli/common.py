@@ -35,16 +35,17 @@ def not_implemented(what: str, issue: str) -> int:
 
 
 def run(main: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv=None) -> int:
-    """Parse, set up logging, run; known errors become one line on stderr and exit status 2."""
+    """Parse, set up logging, run; known errors become one line on stderr and exit status 2 (a run that
+    finished with error records exits with core.jsonio.EXIT_LINE_ERRORS)."""
     from core.configuration import ConfigError
-    from core.jsonio import DataError
+    from core.jsonio import DataError, UsageError
     from core.registry import ModelResolutionError
 
     args = parser.parse_args(argv)
     setup(getattr(args, "verbose", False))
     try:
         return int(main(args) or 0)
-    except (DataError, ConfigError, ModelResolutionError, FileNotFoundError) as exc:
+    except (DataError, UsageError, ConfigError, ModelResolutionError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

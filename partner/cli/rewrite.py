@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import random
 import sys
@@ -50,6 +51,7 @@ def default_output(path: str) -> Path:
 def _main(args: argparse.Namespace) -> int:
     import torch
 
+    from core.jsonio import check_batch_size, check_output
     from partner.config import DEFAULT_CONFIG, load_config
     from partner.rewrite_jsonl import ScorerUnavailable, load_scorer, rewrite_file
     from partner.rewriters import MethodUnavailable, build_rewriter
@@ -65,6 +67,8 @@ def _main(args: argparse.Namespace) -> int:
     random.seed(seed)
     torch.manual_seed(seed)
     out = Path(args.output) if args.output else default_output(args.input)
+    batch_size = check_batch_size(rc.batch_size if args.batch_size is None else args.batch_size)
+    check_output(args.input, out)  # before any model loads
     try:
         rewriter = build_rewriter(method, cfg, model=args.model)
         scorer = load_scorer(rc.scorer if args.scorer is None else args.scorer)
@@ -74,8 +78,10 @@ def _main(args: argparse.Namespace) -> int:
     log.info("method %s", rewriter.describe())
     log.info("empathy before/after: %s", "off (--scorer none)" if scorer is None else
              getattr(scorer, "path", None) or "the shipped classifier")
-    stats = rewrite_file(args.input, out, rewriter, scorer, batch_size=args.batch_size or rc.batch_size,
-                         seed=seed, overwrite=args.overwrite)
+    run_key = {"model": args.model, "describe": rewriter.describe(), "rewrite": dataclasses.asdict(rc),
+               "policy": dataclasses.asdict(cfg.policy), "rewards": dataclasses.asdict(cfg.rewards)}
+    stats = rewrite_file(args.input, out, rewriter, scorer, batch_size=batch_size, seed=seed,
+                         overwrite=args.overwrite, run_key=run_key)
     log.info("%s: %d lines (%d already there, %d written, %d errors)", out, stats.total, stats.skipped,
              stats.written, stats.errors)
     chosen = getattr(rewriter, "chosen", None)
@@ -88,7 +94,7 @@ def _main(args: argparse.Namespace) -> int:
                 if retries else "each step became stop")
         log.info("sentence guard rejected %s generated sentence(s) this run (%s)",
                  ", ".join(f"{n} {why}" for why, n in sorted(guard.rejected.items())), then)
-    return 0
+    return stats.exit_status
 
 
 def main(argv=None) -> int:

@@ -27,15 +27,15 @@ def _main(args: argparse.Namespace) -> int:
     import logging
     from pathlib import Path
 
-    from core.jsonio import process_jsonl
+    from core.jsonio import check_batch_size, check_output, process_jsonl
     from classifiers.scorer import EmpathyScorer
 
     src = Path(args.input)
     if not src.exists():
         raise FileNotFoundError(f"{src}: no such file")
     out = Path(args.output) if args.output else src.with_name(src.stem + ".scored.jsonl")
-    if out.resolve() == src.resolve():
-        raise FileNotFoundError(f"{out}: the output must differ from the input")
+    check_batch_size(args.batch_size)
+    check_output(src, out)  # before the model loads
     scorer = EmpathyScorer.load(args.model, device=args.device)
 
     def score(rows: list[dict]) -> list[dict]:
@@ -43,10 +43,11 @@ def _main(args: argparse.Namespace) -> int:
                                batch_size=args.batch_size)
         return [{**r, "empathy": res.to_json()} for r, res in zip(rows, results)]
 
-    stats = process_jsonl(src, out, score, batch_size=args.batch_size, overwrite=args.overwrite, desc="scoring")
+    stats = process_jsonl(src, out, score, batch_size=args.batch_size, overwrite=args.overwrite, desc="scoring",
+                          run_key={"command": "partner-score", "model": args.model})
     logging.getLogger("partner.score").info("%d lines (%d resumed, %d errors) -> %s", stats.total, stats.skipped,
                                             stats.errors, out)
-    return 0
+    return stats.exit_status
 
 
 def main(argv=None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import sys
 
 from .common import NOT_IMPLEMENTED, add_common, add_config, not_implemented, run
 
@@ -24,13 +25,50 @@ STAGES = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+# stage -> the config sections (or keys) it reads, for `partner-train STAGE --help`
+STAGE_KEYS = {
+    "classifier": ("classifier.",),
+    "coherence": ("coherence.",),
+    "reverse": ("reverse.", "policy.backbone"),
+    "warmstart": ("warmstart.", "policy."),
+    "rl": ("rl.", "rewards.", "policy."),
+}
+
+
+def stage_keys(stage: str) -> str:
+    """The --set keys ``stage`` reads, with defaults and help (``configuration.describe``)."""
+    from core.configuration import describe
+    from partner.config import PartnerConfig
+
+    lines = [line for line in describe(PartnerConfig)
+             if "." not in line.split(" = ")[0] or line.startswith(STAGE_KEYS[stage])]
+    return f"--set keys of the {stage} stage (KEY = default  help):\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _stage_in(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg in STAGES:
+            return arg
+        if arg == "--stage" and i + 1 < len(argv) and argv[i + 1] in STAGES:
+            return argv[i + 1]
+        if arg.startswith("--stage=") and arg.split("=", 1)[1] in STAGES:
+            return arg.split("=", 1)[1]
+    return None
+
+
+def build_parser(stage: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``stage``, its help ends with that stage's --set keys."""
+    if stage:
+        epilog = f"{stage_keys(stage)}\n\nExample: partner-train {stage} --config configs/default.yaml --set KEY=VALUE"
+    else:
+        epilog = ("Example: partner-train --config configs/default.yaml --set rl.steps=500\n"
+                  "`partner-train STAGE --help` lists the --set keys of that stage.")
     p = argparse.ArgumentParser(
         prog="partner-train",
         description="Train PARTNER end to end: classifier -> coherence -> reverse -> warmstart -> rl. "
                     "Without a stage name it runs the whole pipeline, skipping stages whose outputs "
                     "exist in run_dir; `partner-train STAGE` runs one stage.",
-        epilog="Example: partner-train --config configs/default.yaml --set rl.steps=500",
+        epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("stage", nargs="?", choices=list(STAGES), help="run only this stage")
     p.add_argument("--stage", dest="stage_opt", choices=list(STAGES), help="same as the positional stage")
@@ -67,7 +105,9 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    return run(_main, build_parser(), argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    wants_help = any(a in ("-h", "--help") for a in argv)
+    return run(_main, build_parser(_stage_in(argv) if wants_help else None), argv)
 
 
 if __name__ == "__main__":

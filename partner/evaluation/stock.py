@@ -100,10 +100,11 @@ def markdown(result: dict, meta: dict) -> str:
 
 
 def main(args) -> int:
-    from core.jsonio import atomic_write_json, atomic_write_text
+    from core.jsonio import atomic_write_json, atomic_write_text, check_batch_size
     from core.provenance import git_commit
     from partner.rewrite_jsonl import load_scorer
 
+    check_batch_size(args.batch_size)
     path = Path(args.input)
     pairs, errors = read_pairs(path)
     for e in errors:
