@@ -29,6 +29,16 @@ def add_config(parser: argparse.ArgumentParser) -> None:
                         help="override a config value, e.g. --set policy.top_p=0.9 (repeatable)")
 
 
+def process_device(device: str | None) -> str | None:
+    """``device``, else under a multi-process launch with GPUs this process's own (cuda:LOCAL_RANK),
+    else None (the best available)."""
+    if device or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return device
+    import torch
+
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
+
+
 def not_implemented(what: str, issue: str) -> int:
     print(f"{what}: not implemented yet (tracked in the issue '{issue}').", file=sys.stderr)
     return NOT_IMPLEMENTED

@@ -11,7 +11,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="partner-score",
         description='Add "empathy": {"ER", "IP", "EX", "total", "probs", "rationales"} to every line of a '
-                    'JSONL file of {"seeker_post", "response_post", ...}. Bad lines become error records.',
+                    'JSONL file of {"seeker_post", "response_post", ...}. Bad lines become error records. Under '
+                    '`accelerate launch` (or torchrun) the lines are shared out among the processes and merged in order.',
     )
     p.add_argument("input", help="JSONL file")
     p.add_argument("-o", "--output", help="output JSONL (default: INPUT.scored.jsonl)")
@@ -27,8 +28,10 @@ def _main(args: argparse.Namespace) -> int:
     import logging
     from pathlib import Path
 
-    from core.jsonio import check_batch_size, check_output, process_jsonl
+    from core.jsonio import check_batch_size, check_output, launched_shard, process_jsonl
     from classifiers.scorer import EmpathyScorer
+
+    from .common import process_device
 
     src = Path(args.input)
     if not src.exists():
@@ -36,7 +39,8 @@ def _main(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else src.with_name(src.stem + ".scored.jsonl")
     check_batch_size(args.batch_size)
     check_output(src, out)  # before the model loads
-    scorer = EmpathyScorer.load(args.model, device=args.device)
+    shard = launched_shard()
+    scorer = EmpathyScorer.load(args.model, device=process_device(args.device))
 
     def score(rows: list[dict]) -> list[dict]:
         results = scorer.score([r["seeker_post"] for r in rows], [r["response_post"] for r in rows],
@@ -44,10 +48,12 @@ def _main(args: argparse.Namespace) -> int:
         return [{**r, "empathy": res.to_json()} for r, res in zip(rows, results)]
 
     stats = process_jsonl(src, out, score, batch_size=args.batch_size, overwrite=args.overwrite, desc="scoring",
-                          run_key={"command": "partner-score", "model": args.model})
+                          run_key={"command": "partner-score", "model": args.model}, shard=shard)
     logging.getLogger("partner.score").info("%d lines (%d resumed, %d errors) -> %s", stats.total, stats.skipped,
                                             stats.errors, out)
-    return stats.exit_status
+    # under a launcher only rank 0, which merged every part, speaks for the run: a non-zero status from
+    # another rank would make the launcher stop the rest
+    return stats.exit_status if shard[0] == 0 else 0
 
 
 def main(argv=None) -> int:
