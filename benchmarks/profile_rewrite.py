@@ -4,8 +4,9 @@ Runs what ``partner-rewrite`` runs for one batch (``partner.rewrite_jsonl.rewrit
 shipped agent, greedy, the sentence guard, the EPITOME scorer before/after) on the first
 ``--n`` pairs of the EPITOME test split, with wall-clock timers around each part:
 
-- **prompt passes**: the policy's forward passes over state prompts (and cached seeker prefixes);
-- **decode steps**: forward passes through the KV cache (the position marker, then one token a step);
+- **prompt passes**: the policy's forward passes over state prompts (the seeker parts, then the windows);
+- **decode steps**: forward passes through the KV cache after the prompt (the position marker, then one
+  token a step);
 - **stop checks**: ``PartnerPolicy._stops`` / ``decode_sentence`` (tokenizer decodes every step);
 - **tokenisation**: building the state prompts (``state_ids``);
 - **guard**: ``SentenceGuard.check``;
@@ -37,31 +38,35 @@ log = logging.getLogger("profile_rewrite")
 
 
 class Timers:
-    """Exclusive wall-clock time per label: time spent in a nested timer is the inner label's only."""
+    """Exclusive wall-clock and CPU time per label: time spent in a nested timer is the inner label's only."""
 
     def __init__(self):
         self.seconds: dict[str, float] = defaultdict(float)
+        self.cpu: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
-        self._stack: list[list] = []  # [label, start, time spent in children]
+        self._stack: list[list] = []  # [label, start, cpu start, wall and cpu time spent in children]
 
     def wrap(self, fn, label):
         @functools.wraps(fn)
         def inner(*a, **kw):
             lab = label(*a, **kw) if callable(label) else label
-            self._stack.append([lab, time.perf_counter(), 0.0])
+            self._stack.append([lab, time.perf_counter(), time.process_time(), 0.0, 0.0])
             try:
                 return fn(*a, **kw)
             finally:
-                lab, start, child = self._stack.pop()
-                took = time.perf_counter() - start
+                lab, start, cpu_start, child, child_cpu = self._stack.pop()
+                took, took_cpu = time.perf_counter() - start, time.process_time() - cpu_start
                 self.seconds[lab] += took - child
+                self.cpu[lab] += took_cpu - child_cpu
                 self.calls[lab] += 1
                 if self._stack:
-                    self._stack[-1][2] += took
+                    self._stack[-1][3] += took
+                    self._stack[-1][4] += took_cpu
         return inner
 
     def reset(self):
         self.seconds.clear()
+        self.cpu.clear()
         self.calls.clear()
 
 
@@ -69,11 +74,9 @@ def instrument(rewriter, scorer, timers: Timers) -> None:
     policy = rewriter.policy
     model_forward = policy.model.forward
 
-    def kind(*a, **kw):
-        past = kw.get("past_key_values")
-        empty = past is None or (hasattr(past, "get_seq_length") and past.get_seq_length() == 0)
-        ids = kw.get("input_ids")
-        return "prompt passes" if empty or (ids is not None and ids.shape[1] > 16) else "decode steps"
+    def kind(*a, **kw):  # act reads the position head's hidden state after the (whole or window) prompt
+        prompt = kw.get("past_key_values") is None or kw.get("output_hidden_states")
+        return "prompt passes" if prompt else "decode steps"
 
     policy.model.forward = timers.wrap(model_forward, kind)
     for name, label in (("state_ids", "tokenisation"), ("_stops", "stop checks"),
@@ -98,11 +101,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=16, help="pairs in the batch (partner-rewrite's default batch)")
     ap.add_argument("--repeats", type=int, default=2, help="timed batches after the warm-up (summed)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override, key=value")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "rewrite-profile"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     from bench_rewrite import pairs
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     cfg = load_config(DEFAULT_CONFIG, args.overrides)
     seekers, responses, source = pairs(args.n)
@@ -123,8 +130,11 @@ def main(argv=None) -> int:
     written = sum(len(o["edits"]) for o in outs)
     order = ["prompt passes", "decode steps", "stop checks", "tokenisation", "guard",
              "EPITOME scoring (before + after)", "other Python"]
+    cpu_total = sum(timers.cpu.values())
     rows = [{"part": k, "seconds": round(timers.seconds.get(k, 0.0) / args.repeats, 3),
-             "share": round(timers.seconds.get(k, 0.0) / wall, 3), "calls": timers.calls.get(k, 0) // args.repeats}
+             "share": round(timers.seconds.get(k, 0.0) / wall, 3),
+             "cpu_seconds": round(timers.cpu.get(k, 0.0) / args.repeats, 3),
+             "cpu_share": round(timers.cpu.get(k, 0.0) / cpu_total, 3), "calls": timers.calls.get(k, 0) // args.repeats}
             for k in order]
     result = {"what": f"one partner-rewrite batch of {args.n} pairs, seconds per batch (mean of {args.repeats})",
               "policy": str(rewriter.path), "data": source, "sentences_written": written,
@@ -138,8 +148,9 @@ def main(argv=None) -> int:
              f"{result['what']}: {result['seconds_per_batch']:.2f} s; policy {rewriter.path.name}, greedy, "
              f"sentence guard on, EPITOME scorer before/after; {args.n} pairs from the {source}, "
              f"{written} sentences written.", "",
-             "| part | s / batch | share | calls / batch |", "|---|---|---|---|"]
-    lines += [f"| {r['part']} | {r['seconds']:.3f} | {r['share']:.0%} | {r['calls']} |" for r in rows]
+             "| part | wall s / batch | share | CPU s / batch | share | calls / batch |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['part']} | {r['seconds']:.3f} | {r['share']:.0%} | {r['cpu_seconds']:.3f} | {r['cpu_share']:.0%} "
+              f"| {r['calls']} |" for r in rows]
     lines += ["", f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
               f"({torch.get_num_threads()} threads); 1-min load average {load_before[0]:.1f} before, "
               f"{load_after[0]:.1f} after (shared machine); commit {result['commit']}.", "",
