@@ -94,7 +94,7 @@ def bench(make, repeats: int, batch: int) -> dict:
 
 
 def _clear(component) -> None:
-    for name in ("cache", "_fwd_cache", "_rev_cache"):
+    for name in ("cache", "_fwd_cache", "_rev_cache", "_fwd_prompts"):
         c = getattr(component, name, None)
         if c is not None:
             c.clear()

@@ -33,6 +33,9 @@ class MutualInformationReward:
         self.batch_size = batch_size
         self._fwd_cache = LRUCache(cache_size)
         self._rev_cache = LRUCache(cache_size)
+        # KV caches of the forward prompts ("Post: S\nReply:"), about 3 MB each for SmolLM2-135M: the
+        # seeker posts of the last few RL batches
+        self._fwd_prompts = LRUCache(64)
 
     def _forward(self, keys):
         from classifiers.reverse import FORWARD_LABELS, encode_conditional
@@ -40,7 +43,8 @@ class MutualInformationReward:
         tok = self.forward_lm.tok
         enc = [encode_conditional(tok, s, r, FORWARD_LABELS, self.max_seeker_tokens, self.max_response_tokens)
                for s, r in keys]
-        return [s / n for s, n in self.forward_lm.target_logprobs(enc, adapter=False, batch_size=self.batch_size)]
+        return [s / n for s, n in self.forward_lm.target_logprobs(enc, adapter=False, batch_size=self.batch_size,
+                                                                  prompts=self._fwd_prompts)]
 
     def _reverse(self, keys):
         from classifiers.reverse import REVERSE_LABELS, encode_conditional
