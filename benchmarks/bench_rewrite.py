@@ -294,6 +294,8 @@ def main(argv=None) -> int:
                 if into is wall or name.startswith("naive"):
                     cpu[name] += time.process_time() - c
                     texts[name] = [ep.text for ep in eps]
+                    if name == default:
+                        sentences = sum(len(ep.edits) for ep in eps)
             if name.startswith("naive"):
                 wall[name] = wall_small[name]
             log.info("%s: %.1f s (%d pairs), %.1f s on the first %d", name, wall[name], len(texts[name]),
@@ -314,7 +316,6 @@ def main(argv=None) -> int:
                      "x_naive_rate_cpu": round((n / cpu[name]) / (n_naive / cpu[naive_name]), 2),
                      "speedup_vs_naive_same_pairs": round(wall_small[naive_name] / wall_small[name], 2),
                      "same_as_769d52b": round(same_prev, 3), "same_as_naive": round(same_naive, 3)})
-    sentences = sum(len(ep.edits) for ep in run(policy, seekers, responses, cfg, args.batch_size))
     result = {
         "what": "PARTNER rewrites per second (run_episodes, greedy): the naive per-example loop, the batched "
                 "path before this benchmark's speed-ups, and each speed-up on top",
