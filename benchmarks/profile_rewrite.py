@@ -79,7 +79,8 @@ def instrument(rewriter, scorer, timers: Timers) -> None:
         return "prompt passes" if prompt else "decode steps"
 
     policy.model.forward = timers.wrap(model_forward, kind)
-    for name, label in (("state_ids", "tokenisation"), ("_stops", "stop checks"),
+    for name, label in (("state_ids", "tokenisation"), ("prefix_ids", "tokenisation"), ("window_ids", "tokenisation"),
+                        ("_stops", "stop checks"),
                         ("decode_sentence", "stop checks")):
         setattr(policy, name, timers.wrap(getattr(policy, name), label))
     if rewriter.guard is not None:
