@@ -11,10 +11,8 @@ Every path runs the same episode code (``partner.episode.run_episodes``, greedy)
   the batch fed (padding) until the last sentence ends;
 - **+ finished rows leave the batch**: ``act`` today without a prefix cache: STOP rows and
   finished sentences drop out of the KV cache, so decoding runs only on sentences being written;
-- **+ seeker prefix reused**: also the KV cache of each state's seeker part, computed once per
-  episode batch and reused by its later windows and guard retries;
-- **+ KV cache grows in place** (what ``partner-rewrite`` runs): the cache's keys and values are
-  written into buffers with room to spare, not copied whole (``torch.cat``) at every step;
+- **+ seeker prefix reused** (what ``partner-rewrite`` runs): also the KV cache of each state's
+  seeker part, computed once per episode batch and reused by its later windows and guard retries;
 - **LoRA not merged**: the default path on the policy loaded for training (PEFT adapter applied at
   every layer) instead of merged into the weights, as inference loads it;
 - **bf16** / **int8 dynamic** (``--dtypes``): the default path with the backbone cast to bfloat16,
@@ -187,23 +185,13 @@ class PreviousActor:
 
 
 class Actor:
-    """Today's ``act`` with some of its speed-ups switched off (each row of the table adds one)."""
+    """Today's ``act`` without the seeker-prefix cache (finished rows still leave the batch)."""
 
-    def __init__(self, policy, prefix: bool = True, growing: bool = True):
+    def __init__(self, policy):
         self.policy, self.k, self.cfg = policy, policy.k, policy.cfg
-        self.prefix, self.growing = prefix, growing
 
     def act(self, *a, prefix_cache=None, **kw):
-        import partner.policy as P
-        from transformers.cache_utils import DynamicLayer
-
-        saved = P._GrowingLayer
-        if not self.growing:  # transformers' own layer: torch.cat of the whole cache every step
-            P._GrowingLayer = DynamicLayer
-        try:
-            return self.policy.act(*a, prefix_cache=prefix_cache if self.prefix else None, **kw)
-        finally:
-            P._GrowingLayer = saved
+        return self.policy.act(*a, **kw)
 
 
 def cast(policy, dtype: str):
@@ -262,10 +250,9 @@ def main(argv=None) -> int:
     n_naive = min(args.naive_n, len(seekers))
     paths = {"naive per-example loop, no KV cache": NaiveActor(policy),
              "batched, KV cache (as at 769d52b)": PreviousActor(policy),
-             "+ finished rows leave the batch": Actor(policy, prefix=False, growing=False),
-             "+ seeker prefix reused": Actor(policy, prefix=True, growing=False),
-             "+ KV cache grows in place (partner-rewrite)": policy}
-    default = "+ KV cache grows in place (partner-rewrite)"
+             "+ finished rows leave the batch": Actor(policy),
+             "+ seeker prefix reused (partner-rewrite)": policy}
+    default = "+ seeker prefix reused (partner-rewrite)"
     unmerged, _ = load_policy(args.model, cfg, args.device, trainable=True)
     unmerged.eval()
     paths["default path, LoRA not merged (PEFT)"] = unmerged

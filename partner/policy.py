@@ -60,7 +60,6 @@ log = logging.getLogger(__name__)
 PROMPT_FORMAT = "partner-policy-v1"
 HEAD_FILE = "position_head.safetensors"
 META_FILE = "policy_config.json"
-_GrowingLayer = None  # partner.policy._growing_layer_class(), made on first use
 _SENTENCE_END = re.compile(r"\w.*[.!?…][\"'’”)\]]*$", re.S)
 
 
@@ -99,55 +98,6 @@ def pick_device(device=None) -> torch.device:
     if device is not None:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def _growing_cache(layers=None):
-    """A transformers DynamicCache whose layers append into buffers with spare room (``_GrowingLayer``),
-    optionally filled with per-layer (keys, values)."""
-    from transformers import DynamicCache
-
-    global _GrowingLayer
-    if _GrowingLayer is None:
-        _GrowingLayer = _growing_layer_class()
-    cache = DynamicCache()
-    cache.layer_class_to_replicate = _GrowingLayer
-    for i, (k, v) in enumerate(layers or []):
-        cache.update(k, v, i)
-    return cache
-
-
-def _growing_layer_class():
-    from transformers.cache_utils import DynamicLayer
-
-    class GrowingLayer(DynamicLayer):
-        """DynamicLayer's keys and values, kept in a buffer with room to grow (doubling): a decoding step
-        writes one column instead of copying the whole cache (``torch.cat``, a quarter of a CPU step)."""
-
-        def update(self, key_states, value_states, *args, **kwargs):
-            if not self.is_initialized:
-                self.lazy_initialization(key_states, value_states)
-                self._k = self._v = None
-                self._n = 0
-            n, new = self._n, key_states.shape[-2]
-            if self._k is None or n + new > self._k.shape[-2]:
-                cap = max(64, 2 * (n + new))
-                k = key_states.new_zeros(*key_states.shape[:2], cap, key_states.shape[-1])
-                v = value_states.new_zeros(*value_states.shape[:2], cap, value_states.shape[-1])
-                if n:
-                    k[:, :, :n], v[:, :, :n] = self._k[:, :, :n], self._v[:, :, :n]
-                self._k, self._v = k, v
-            self._k[:, :, n:n + new] = key_states
-            self._v[:, :, n:n + new] = value_states
-            self._n = n + new
-            self.keys, self.values = self._k[:, :, :self._n], self._v[:, :, :self._n]
-            return self.keys, self.values
-
-        def batch_select_indices(self, indices):
-            if self.is_initialized and self._n:
-                self._k, self._v = self._k[indices], self._v[indices]
-                self.keys, self.values = self._k[:, :, :self._n], self._v[:, :, :self._n]
-
-    return GrowingLayer
 
 
 class PartnerPolicy(nn.Module):
@@ -447,7 +397,6 @@ class PartnerPolicy(nn.Module):
         """Feed ``ids`` (left-padded inside its own block) after a cache; returns (out, n_seen)."""
         n_seen = n_before + mask.sum(-1)
         full_mask = mask if past is None else torch.cat([self._mask, mask], dim=1)
-        past = _growing_cache() if past is None else past
         pos_ids = (n_before[:, None] + mask.cumsum(-1) - 1).clamp(min=0)
         out = self.model(input_ids=ids, attention_mask=full_mask, position_ids=pos_ids, past_key_values=past,
                          use_cache=True, output_hidden_states=hidden, logits_to_keep=1)
@@ -460,6 +409,8 @@ class PartnerPolicy(nn.Module):
         Missing prefixes run in one left-padded pass; each row's keys and values are kept without
         its padding, and the batch is rebuilt left-padded (masked) for this call. Sets ``self._mask``;
         returns (cache, tokens per row)."""
+        from transformers import DynamicCache
+
         keys = [tuple(p) for p in prefixes]
         missing = list(dict.fromkeys(k for k in keys if k not in prefix_cache))
         if missing:
@@ -482,7 +433,7 @@ class PartnerPolicy(nn.Module):
             per_layer.append((torch.cat([padded(prefix_cache[k][layer][0], n) for k, n in zip(keys, lens)]),
                               torch.cat([padded(prefix_cache[k][layer][1], n) for k, n in zip(keys, lens)])))
         self._mask = torch.tensor([[0] * (width - n) + [1] * n for n in lens], dtype=torch.long, device=self.device)
-        return _growing_cache(per_layer), torch.tensor(lens, dtype=torch.long, device=self.device)
+        return DynamicCache(per_layer), torch.tensor(lens, dtype=torch.long, device=self.device)
 
     def _keep_rows(self, past, seen, rows: list[int]):
         """Drop the other rows from the KV cache, the mask and the token counts (finished rows cost nothing)."""
