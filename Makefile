@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml Makefile
 test: install
 	$(OFFLINE) $(PY) -m pytest -q -ra
 
+# The quick loop: everything but the tests marked slow (see the marker in pyproject.toml).
 test-fast: install
 	$(OFFLINE) $(PY) -m pytest -q -m "not slow"
 

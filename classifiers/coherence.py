@@ -29,6 +29,12 @@ import random
 import time
 from pathlib import Path
 
+from core.jsonio import atomic_write_json
+from core.registry import load_encoder
+
+from .coherence_data import collect_docs, make_pairs
+from .reverse import tidy_adapter
+
 log = logging.getLogger(__name__)
 
 LORA_TARGETS = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
@@ -47,8 +53,6 @@ def _device(device):
 def _build(backbone: str, finetune: str, lora_r: int):
     """(encoder, head, tokenizer): the encoder wrapped in LoRA when finetune=lora."""
     import torch
-
-    from core.registry import load_encoder
 
     encoder, tok = load_encoder(backbone)
     if finetune == "lora":
@@ -139,13 +143,9 @@ class CoherenceScorer:
         if meta.get("finetune", "lora") == "lora":
             from peft import PeftModel
 
-            from core.registry import load_encoder
-
             base, tok = load_encoder(meta["backbone"])
             encoder = PeftModel.from_pretrained(base, str(path / "adapter"))
         else:
-            from core.registry import load_encoder
-
             encoder, tok = load_encoder(str(path / "encoder"))
         import torch
 
@@ -207,8 +207,6 @@ def train(cfg, out_dir: str | Path, data_dir=None, split_seed: int = 13, device:
     from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
-    from .coherence_data import collect_docs, make_pairs
-
     device = _device(device)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
@@ -259,7 +257,6 @@ def train(cfg, out_dir: str | Path, data_dir=None, split_seed: int = 13, device:
     out.mkdir(parents=True, exist_ok=True)
     if cfg.finetune == "lora":
         encoder.save_pretrained(str(out / "adapter"))
-        from .reverse import tidy_adapter
 
         tidy_adapter(out / "adapter", cfg.backbone)
     else:
@@ -272,7 +269,6 @@ def train(cfg, out_dir: str | Path, data_dir=None, split_seed: int = 13, device:
             "train_seconds": round(train_s, 1), "heldout": metrics, "heldout_untrained": baseline,
             "data": "EPITOME Reddit train split (dev held out), CounselChat and ESConv grouped-hash train "
                     "(dev held out); test parts unused"}
-    from core.jsonio import atomic_write_json
 
     atomic_write_json(out / "coherence.json", meta)
     return meta

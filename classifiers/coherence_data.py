@@ -15,6 +15,9 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 
+from core.corpora import epitome_splits, load_counselchat, load_esconv, split_of
+from core.text import split_sentences
+
 MIN_WORDS = 3  # shorter fragments ("Hi.", "Hugs!") fit anywhere and teach nothing
 
 
@@ -34,15 +37,11 @@ class SentencePair:
 
 
 def _sentences(text: str) -> list[str]:
-    from core.text import split_sentences
-
     return [s for s in split_sentences(text) if len(s.split()) >= MIN_WORDS]
 
 
 def collect_docs(data_dir=None, split_seed: int = 13) -> dict[str, list[Doc]]:
     """{"train": [...], "heldout": [...]} responses as sentence lists, grouped by seeker post."""
-    from core.corpora import epitome_splits, load_counselchat, load_esconv, split_of
-
     out: dict[str, list[Doc]] = {"train": [], "heldout": []}
     splits = epitome_splits(data_dir, seed=split_seed)
     for split, target in (("train", "train"), ("dev", "heldout")):

@@ -22,10 +22,10 @@ class EpitomeConfig:
     freeze_seeker: bool = _h("keep the seeker encoder frozen, as the released code does (ignored with "
                              "shared_encoder); in training its outputs are computed once and cached", True)
     train_layers: int = _h("top layers of the response encoder that are trained (LoRA or full); the ones "
-                           "below stay frozen and are computed once and cached in training; 0 = all", 2, at_least=0)
+                           "below stay frozen and are computed once and cached in training; 0 = all", 0, at_least=0)
     finetune: str = _h("lora | full | none: how the backbone's top train_layers are trained (none: frozen "
-                       "encoders, only the attention and heads learn: the default, see models/epitome/README.md)",
-                       "none", choices=("lora", "full", "none"))
+                       "encoders, only the attention and heads learn)",
+                       "lora", choices=("lora", "full", "none"))
     lora_r: int = _h("LoRA rank when finetune=lora", 16, at_least=1)
     lora_alpha: int = _h("LoRA alpha", 32)
     pooling: str = _h("cls (paper) | cls_mean: [CLS] and the masked mean of the context-aware response", "cls_mean",
@@ -38,7 +38,7 @@ class EpitomeConfig:
     head_lr: float = _h("learning rate of the attention and heads", 1e-3, above=0)
     warmup: float = _h("share of steps with linear warm-up", 0.06, at_least=0, at_most=1)
     epochs: int = _h("maximum epochs", 6, at_least=1)
-    patience: int = _h("early stopping: epochs without dev macro-F1 gain", 2, at_least=0)
+    patience: int = _h("early stopping: epochs without dev macro-F1 gain", 3, at_least=0)
     lambda_ei: float = _h("weight of the level (empathy identification) loss", 1.0)
     lambda_re: float = _h("weight of the rationale extraction loss", 0.5)
     negatives: float = _h("context negatives: weight of the loss on mismatched (response, other seeker) pairs "
@@ -48,7 +48,7 @@ class EpitomeConfig:
     lambda_match: float = _h("weight of the auxiliary matched-vs-mismatched loss (0 = off)", 0.0)
     context_margin: float = _h("ranking loss on mismatched pairs: where a negative_mechanisms level is > 0, its expected "
                                "level under the own post must beat that under another post by this margin (0 = off)",
-                               0.0)
+                               0.5)
     dropout: float = _h("dropout in the heads", 0.1, at_least=0, at_most=0.9)
     seed: int = _h("training seed", 42)
     split_seed: int = _h("seed of the grouped train/dev/test split", 13)
@@ -88,3 +88,32 @@ class ReverseConfig:
                            "CPU cores", 320)
     max_heldout: int = _h("cap on held-out examples for the perplexity report", 80)
     seed: int = _h("seed", 42)
+
+
+@dataclass
+class PreferenceConfig:
+    ratings: str = _h("partner-ab studies to learn from: a folder of study folders (each with key.json, package/, "
+                      "ratings/) or one study folder (empty = $PARTNER_DATA/ratings)", "")
+    feedback: str = _h("partner-serve choice logs (its --log files), comma-separated: each suggestion a supporter "
+                       "accepted is preferred to each one they dismissed for the same draft; training pairs only, "
+                       "never held out (empty = none)", "")
+    backbone: str = _h("cross-encoder over (seeker post, reply): minilm (default), mpnet, roberta-base, a folder",
+                       "minilm")
+    max_len: int = _h("tokens kept of seeker post + reply together (the longer one is cut first)", 256)
+    finetune: str = _h("lora (saves only the adapter and the head) | full (saves the whole encoder)", "lora")
+    lora_r: int = _h("LoRA rank on every linear layer of the encoder", 16)
+    lora_alpha: int = _h("LoRA alpha", 32)
+    lora_layers: int = _h("LoRA only in the top N encoder layers (0 = all); the backward pass then stops below them, "
+                          "which is what makes CPU training fast", 0)
+    ties: str = _h("overall ties: drop | half (a 0.5 Bradley-Terry target)", "drop")
+    aux_questions: list[str] = _h("other questions whose decisive answers join as extra pairs, weighted by aux_weight",
+                                  factory=list)
+    aux_weight: float = _h("loss weight of an auxiliary-question pair (an overall pair weighs 1)", 0.3)
+    epochs: float = _h("training epochs", 3.0)
+    batch_size: int = _h("pairs per step (two sequences each)", 16)
+    lr: float = _h("learning rate (LoRA wants more than full fine-tuning)", 3e-4)
+    warmup: float = _h("share of steps of linear warm-up", 0.1)
+    center: float = _h("RewardTrainer's center_rewards_coefficient: keeps scores near 0 (0 = off)", 0.01)
+    heldout_fraction: float = _h("share of seeker posts held out, per source (EPITOME, ESConv), grouped by post", 0.22)
+    split_seed: int = _h("seed of the held-out split", 13)
+    seed: int = _h("training seed", 42)

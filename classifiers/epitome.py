@@ -29,8 +29,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import EpitomeConfig
 from core.configuration import from_dict
+from core.jsonio import atomic_write_json
+from core.registry import load_encoder
+
+from .config import EpitomeConfig
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +71,6 @@ class EpitomeModel(nn.Module):
         """``encoder_factory()`` returns a fresh (AutoModel, tokenizer); default: the registry."""
         super().__init__()
         if encoder_factory is None:
-            from core.registry import load_encoder
-
             def encoder_factory():
                 return load_encoder(cfg.backbone)
 
@@ -233,7 +234,6 @@ class EpitomeModel(nn.Module):
 
         if getattr(self, "merged", False) and self.cfg.finetune == "lora":
             raise ValueError("this model's adapters were merged for inference; save the training copy")
-        from core.jsonio import atomic_write_json
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

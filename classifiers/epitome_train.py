@@ -22,8 +22,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import EpitomeConfig
 from core.corpora import EpitomePair, grouped_split, load_epitome
+from core.jsonio import atomic_write_json
+from core.registry import cache_dir
+
+from .config import EpitomeConfig
+from .epitome import EpitomeModel
 from .epitome_metrics import macro_f1
 
 log = logging.getLogger(__name__)
@@ -87,8 +91,6 @@ class FeatureCache:
         import hashlib
 
         from safetensors.torch import load_file, save_file
-
-        from core.registry import cache_dir
 
         cfg = model.cfg
         self.resp_texts = sorted({p.response_post for p in pairs})
@@ -211,9 +213,6 @@ def train(cfg: EpitomeConfig, out_dir: str | Path, data_dir=None, encoder_factor
     for tests.
     """
     from tqdm.auto import tqdm
-
-    from .epitome import EpitomeModel
-    from core.jsonio import atomic_write_json
 
     out_dir = Path(out_dir)
     seed_everything(cfg.seed)

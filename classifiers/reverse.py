@@ -33,6 +33,10 @@ import random
 import time
 from pathlib import Path
 
+from core.corpora import epitome_splits, load_counselchat, load_esconv, split_of
+from core.jsonio import atomic_write_json
+from core.registry import load_causal_lm
+
 log = logging.getLogger(__name__)
 
 FORWARD_LABELS = ("Post:", "Reply:")   # p→(R | S): context = seeker post, target = response
@@ -206,8 +210,6 @@ def tidy_adapter(folder: Path, base_name: str) -> None:
 def collect_pairs(data_dir=None, split_seed: int = 13) -> dict[str, list[tuple[str, str, str]]]:
     """{"train", "heldout"}: (corpus, response, seeker) triples. EPITOME train / dev splits;
     CounselChat and ESConv by the grouped hash split (train / dev); test parts are never read."""
-    from core.corpora import epitome_splits, load_counselchat, load_esconv, split_of
-
     out: dict[str, list] = {"train": [], "heldout": []}
     splits = epitome_splits(data_dir, seed=split_seed)
     for split, target in (("train", "train"), ("dev", "heldout")):
@@ -244,9 +246,6 @@ def train(cfg, backbone: str, out_dir: str | Path, data_dir=None, split_seed: in
     import torch
     from peft import LoraConfig, get_peft_model
     from tqdm.auto import tqdm
-
-    from core.jsonio import atomic_write_json
-    from core.registry import load_causal_lm
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(cfg.seed)

@@ -1,6 +1,6 @@
 """EmpathyScorer: the trained EPITOME classifier behind one small API (notes/INTERFACES.md).
 
-    scorer = EmpathyScorer.load()              # the shipped model in <repo>/models/epitome
+    scorer = EmpathyScorer.from_pretrained()   # the shipped model in <repo>/models/epitome
     [r] = scorer.score(["I lost my job."], ["I'm so sorry. What happened?"])
     r.levels, r.total, r.probs, r.rationales   # {"ER": 1, ...}, 0..6, {"ER": [p0, p1, p2]}, spans
 """
@@ -48,6 +48,12 @@ class EmpathyScorer:
             raise FileNotFoundError(f"no EPITOME classifier at {path} (expected config.json and "
                                     "model.safetensors; train one with `partner-train classifier`)")
         return cls(EpitomeModel.load(path, device=device))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, device: str | None = None) -> "EmpathyScorer":
+        """The classifier saved in ``path`` (a ``partner-train classifier`` folder; default: the shipped
+        ``models/epitome``), on ``device`` (default: a GPU if there is one)."""
+        return cls.load(str(path) if path else None, device=device)
 
     @property
     def device(self):

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from core.jsonio import atomic_write_text
+
 T = TypeVar("T")
 
 
@@ -184,8 +186,6 @@ def load(cls: type[T], path: str | Path | None = None, overrides: list[str] | No
 
 
 def save(obj: Any, path: str | Path) -> None:
-    from core.jsonio import atomic_write_text
-
     atomic_write_text(path, yaml.safe_dump(to_dict(obj), sort_keys=False))
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from classifiers.config import CoherenceConfig, EpitomeConfig, PreferenceConfig, ReverseConfig
 from core import configuration
-from classifiers.config import CoherenceConfig, EpitomeConfig, ReverseConfig
 from core.configuration import option as _h
+from core.corpora import default_data_dir
 from rewards.config import RewardConfig
 
 
@@ -23,12 +24,13 @@ class PolicyConfig:
     top_p: float = _h("nucleus sampling for candidate sentences (paper 0.92)", 0.92, above=0, at_most=1)
     temperature: float = _h("sampling temperature", 1.0, above=0)
     max_sentence_tokens: int = _h("length cap of a candidate sentence", 40, at_least=1)
-    max_context_tokens: int = _h("tokens kept of the seeker post and of the window, each (paper 64)", 64, at_least=1)
+    max_context_tokens: int = _h("tokens kept of the seeker post and of the window, each (paper 64; 40 keeps CPU "
+                                 "episodes short)", 40, at_least=1)
     max_edits: int = _h("edits per episode before it stops (the paper leaves this open)", 2, at_least=1)
     lora_r: int = _h("LoRA rank of the policy adapter", 16, at_least=1)
     lora_alpha: int = _h("LoRA alpha", 32)
     lora_layers: int = _h("LoRA on the top N transformer layers only (0 = all); the backward pass then stops "
-                          "there, which makes CPU training several times cheaper", 0, at_least=0)
+                          "there, which makes CPU training several times cheaper", 8, at_least=0)
 
 
 @dataclass
@@ -36,14 +38,15 @@ class WarmStartConfig:
     finetune: str = _h("lora | full", "lora", choices=("lora", "full"))
     epochs: int = _h("epochs", 2, at_least=1)
     batch_size: int = _h("batch size", 8, at_least=1)
-    lr: float = _h("learning rate", 2e-4, above=0)
-    position_loss_weight: float = _h("weight of the position cross-entropy beside the LM loss (code hint: 0.1)", 0.1,
+    lr: float = _h("learning rate", 3e-4, above=0)
+    position_loss_weight: float = _h("weight of the position cross-entropy beside the LM loss (code hint: 0.1; the "
+                                     "fresh position head needs more)", 1.0,
                                      at_least=0)
     stop_fraction: float = _h("share of STOP examples (responses with nothing to add)", 0.2, at_least=0, at_most=1)
     max_examples: int = _h("cap on warm-start examples (0 = all)", 0, at_least=0)
     seed: int = _h("seed", 42)
     max_sources: int = _h("responses labelled, a seeded sample over all corpora (0 = all); labelling every "
-                          "sentence costs classifier time", 0, at_least=0)
+                          "sentence costs classifier time", 3000, at_least=0)
     corpora: str = _h("comma-separated sources: epitome (train split only), esconv, counselchat",
                       "epitome,esconv,counselchat")
     sentence_threshold: float = _h("a sentence is high-empathy if the classifier's ER+IP+EX on (seeker, sentence) "
@@ -53,7 +56,7 @@ class WarmStartConfig:
                          "else the shipped models/epitome)", "")
     heldout_fraction: float = _h("share of examples held out (by source response) for accuracy / perplexity", 0.1,
                                  at_least=0, at_most=0.9)
-    max_heldout: int = _h("cap on held-out examples evaluated", 300)
+    max_heldout: int = _h("cap on held-out examples evaluated", 60, at_least=0)
     max_steps: int = _h("optimiser steps (0 = run the epochs)", 0, at_least=0)
     grad_accum: int = _h("gradient accumulation steps", 1, at_least=1)
     warmup_steps: int = _h("linear warmup steps", 10, at_least=0)
@@ -65,14 +68,15 @@ class WarmStartConfig:
 class RLConfig:
     method: str = _h("reinforce (paper: running-mean baseline) | rloo (leave-one-out over samples per state)",
                      "rloo", choices=("reinforce", "rloo"))
-    steps: int = _h("optimiser steps (paper 20000)", 300, at_least=1)
-    batch_size: int = _h("states per step (paper 16)", 8, at_least=1)
+    steps: int = _h("optimiser steps (paper 20000; 50 is the CPU budget, about 70 s a step on 2 cores)", 50,
+                    at_least=1)
+    batch_size: int = _h("states per step (paper 16)", 4, at_least=1)
     samples_per_state: int = _h("rollouts per state for rloo", 4, at_least=1)
     lr: float = _h("learning rate (paper 1e-5 full fine-tuning; LoRA wants more)", 1e-4, above=0)
     baseline_window: int = _h("reinforce: running mean over the last N rewards (paper 100)", 100, at_least=1)
     kl_coef: float = _h("KL penalty to the warm-start policy (0 = off, as the paper)", 0.05, at_least=0)
     grad_clip: float = _h("gradient norm clip", 1.0, above=0)
-    save_every: int = _h("checkpoint every N steps", 25, at_least=1)
+    save_every: int = _h("checkpoint every N steps", 5, at_least=1)
     max_minutes: float = _h("stop at the first step that ends this many minutes into the run (this invocation), with "
                             "a checkpoint; the stage then writes the policy at the step reached, and a re-run "
                             "continues towards rl.steps (for a leased GPU; 0 = no limit)", 0.0, at_least=0)
@@ -123,6 +127,22 @@ class RewriteConfig:
     guard_retries: int = _h("partner/warmstart: when the guard rejects a sentence, sample up to this many new ones "
                             "for the same position (top-p, seeded) before the window becomes a stop; 0 = stop at once",
                             0, at_least=0)
+    rank_by: str = _h("with candidates > 1, what picks the candidate: reward (the training reward rewards.*) | "
+                      "preference (the preference model rewards.preference_model: score gain over the original; "
+                      "min_gain is then in its logits)", "reward")
+    pool: list[str] = _h("with candidates > 1, the candidate sources: policy (greedy + candidates-1 samples), "
+                         "retrieval (pool_retrieved nearest human-written EPITOME-train sentences, inserted at "
+                         "insert_at), zeroshot (SmolLM2-Instruct's sentence), template (rewrite.template); each edit "
+                         "says its source",
+                         factory=lambda: ["policy"])
+    pool_retrieved: int = _h("retrieval candidates per input in the pool", 3)
+    record_candidates: bool = _h("with ranking, write every candidate (source, text, edits) into the output line's "
+                                 "'candidates', so the pool can be ranked again (candidates_from)", False)
+    candidates_from: str = _h("partner/warmstart: rank the candidates recorded in this earlier output (by "
+                              "record_candidates; matched by seeker post and response) instead of generating; "
+                              "rank_by, pool, keep_original and min_gain apply", "")
+    preference_guard: bool = _h("partner/warmstart: an edited response the preference model scores below the "
+                                "original is not made (the original is returned)", False)
 
 
 @dataclass
@@ -134,6 +154,7 @@ class PartnerConfig:
     classifier: EpitomeConfig = _h("EPITOME empathy classifier", factory=EpitomeConfig)
     coherence: CoherenceConfig = _h("sentence coherence classifier", factory=CoherenceConfig)
     reverse: ReverseConfig = _h("reverse model for mutual information", factory=ReverseConfig)
+    preference: PreferenceConfig = _h("reward model learned from partner-ab ratings", factory=PreferenceConfig)
     rewards: RewardConfig = _h("reward stack", factory=RewardConfig)
     policy: PolicyConfig = _h("rewriting policy", factory=PolicyConfig)
     warmstart: WarmStartConfig = _h("supervised warm start", factory=WarmStartConfig)
@@ -141,8 +162,6 @@ class PartnerConfig:
     rewrite: RewriteConfig = _h("rewriting and baselines", factory=RewriteConfig)
 
     def data_path(self) -> Path:
-        from core.corpora import default_data_dir
-
         return Path(self.data_dir) if self.data_dir else default_data_dir()
 
 

@@ -30,6 +30,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+from core.text import join_sentences, split_sentences
+from rewards.edit import EditInfo
 
 INSERT, REPLACE, STOP = "insert", "replace", "stop"
 
@@ -139,9 +143,31 @@ def _close(sentence: str) -> str:
     return s.rstrip(",;:-–— ") + "."
 
 
+def replay_edit(sentences: list[str], action: str, position: int, sentence: str) -> int | None:
+    """Apply one edit to a response's sentences, in place: the one replay rule of the toolkit.
+
+    ``insert`` puts ``sentence`` in at ``position`` (clamped to the response; an empty one changes
+    nothing); ``replace`` makes sentence ``position`` ``sentence``, and "" deletes it (paper §5.3);
+    a replacement outside the response changes nothing. Returns the index of the written sentence,
+    or None when none was written (a deletion, a no-op).
+    """
+    if action == INSERT:
+        if not sentence:
+            return None
+        position = max(0, min(position, len(sentences)))
+        sentences.insert(position, sentence)
+        return position
+    if action == REPLACE and 0 <= position < len(sentences):
+        if sentence:
+            sentences[position] = sentence
+            return position
+        del sentences[position]
+    return None
+
+
 def apply_edit(sentences: list[str], window_start: int, k: int, position_class: int,
                sentence: str) -> tuple[list[str], Edit]:
-    """Apply one edit to a response given as sentences; returns (new sentences, Edit).
+    """Apply one policy action to a response given as sentences; returns (new sentences, Edit).
 
     The input list is not modified. Raises ValueError for a class that is not valid for the
     window (e.g. replacing the second sentence of a one-sentence window).
@@ -156,20 +182,34 @@ def apply_edit(sentences: list[str], window_start: int, k: int, position_class: 
         return out, Edit(STOP, window_start, "", position_class, window_start)
     cand = clean_sentence(sentence)
     at = window_start + slot
-    if action == INSERT:
-        if cand:
-            if at > 0:
-                out[at - 1] = _close(out[at - 1])
-            out.insert(at, cand)
-        return out, Edit(INSERT, at, cand, position_class, window_start)
-    replaced = out[at]
-    if cand:
-        if at > 0:
-            out[at - 1] = _close(out[at - 1])
-        out[at] = cand
-    else:
-        del out[at]
-    return out, Edit(REPLACE, at, cand, position_class, window_start, replaced=replaced)
+    replaced = out[at] if action == REPLACE else None
+    if cand and at > 0:
+        out[at - 1] = _close(out[at - 1])
+    replay_edit(out, action, at, cand)
+    return out, Edit(action, at, cand, position_class, window_start, replaced=replaced)
+
+
+def apply_edits(response: str, edits: Sequence[dict]) -> str:
+    """The response after a partner-rewrite ``edits`` list (``{"action", "position", "sentence"}``,
+    each position in the response as it stood before that edit), made in place: the text outside the
+    edited sentences is kept byte for byte (``render``)."""
+    return render(response, [{**e, "sentence": (e.get("sentence") or "").strip()} for e in edits])
+
+
+def other_sentences(sentences: list[str], replaced: int | None = None) -> list[str]:
+    """The sentences a new one goes in beside: all of them, less the one it replaces (if any)."""
+    return [s for i, s in enumerate(sentences) if i != replaced]
+
+
+def written_sentences(response: str, edits: Sequence[dict]) -> Iterator[tuple[str, list[str]]]:
+    """(sentence, the response's other sentences when it was written) for every written sentence of
+    a partner-rewrite ``edits`` list, replaying the edits in order."""
+    sents = split_sentences(response)
+    for e in edits:
+        sentence = (e.get("sentence") or "").strip()
+        if sentence:
+            yield sentence, other_sentences(sents, int(e["position"]) if e["action"] == REPLACE else None)
+        replay_edit(sents, e["action"], int(e["position"]), sentence)
 
 
 def _spans(text: str, sentences: list[str]) -> list[tuple[int, int]] | None:
@@ -194,26 +234,19 @@ def render(original: str, edits: list) -> str:
     """The original response with ``edits`` (``Edit`` objects or ``{"action", "position",
     "sentence"}`` dicts, positions as in ``apply_edit``, in the order applied) made in place; see the
     module doc for what is kept byte for byte."""
-    from core.text import split_sentences
-
     sentences = split_sentences(original)
     spans = _spans(original, sentences)
     if spans is None:  # cannot happen for split_sentences' own output; fall back to the plain join
         out = list(sentences)
         for e in edits:
-            _apply_plain(out, e)
+            replay_edit(out, _field(e, "action"), int(_field(e, "position")), _field(e, "sentence") or "")
         return join(out)
     # items: [text, the original sentence index it occupies (None for an inserted sentence), edited]
     items: list[list] = [[original[a:b], i, False] for i, (a, b) in enumerate(spans)]
     for e in edits:
         action, pos, sent = _field(e, "action"), int(_field(e, "position")), _field(e, "sentence") or ""
-        if action == INSERT and sent:
-            items.insert(max(0, min(pos, len(items))), [sent, None, True])
-        elif action == REPLACE and 0 <= pos < len(items):
-            if sent:
-                items[pos] = [sent, items[pos][1], True]
-            else:
-                del items[pos]
+        occupied = items[pos][1] if action == REPLACE and 0 <= pos < len(items) else None
+        replay_edit(items, action, pos, [sent, occupied, True] if sent else None)
     if not spans or not items:
         return join([t for t, _, _ in items])
 
@@ -240,20 +273,7 @@ def render(original: str, edits: list) -> str:
     return lead + "".join(pieces) + tail
 
 
-def _apply_plain(sentences: list[str], e) -> None:
-    action, pos, sent = _field(e, "action"), int(_field(e, "position")), _field(e, "sentence") or ""
-    if action == INSERT and sent:
-        sentences.insert(max(0, min(pos, len(sentences))), sent)
-    elif action == REPLACE and 0 <= pos < len(sentences):
-        if sent:
-            sentences[pos] = sent
-        else:
-            del sentences[pos]
-
-
 def join(sentences: list[str]) -> str:
-    from core.text import join_sentences
-
     return join_sentences(sentences)
 
 
@@ -263,7 +283,5 @@ def to_edit_info(window: list[str], edit: Edit):
     ``window`` is the window's sentences before the edit. ``replaced`` is the index of the
     replaced sentence in the window (None for insert and stop).
     """
-    from rewards.edit import EditInfo
-
     replaced = edit.position - edit.window_start if edit.action == REPLACE else None
     return EditInfo(candidate=edit.sentence, window=list(window), replaced=replaced, action=edit.action)

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from core.text import split_sentences
+
 from . import edits as E
 
 
@@ -67,6 +69,12 @@ class Episode:
     def edit_infos(self) -> list:
         return [s.edit_info() for s in self.steps if s.edit.action != E.STOP]
 
+    def reward_edit(self):
+        """The ``rewards.edit.EditInfo`` the reward sees for this episode: its last real edit, or a stop.
+        Training and reward-ranked decoding both score an episode with it."""
+        real = [s for s in self.steps if s.edit.action != E.STOP]
+        return (real[-1] if real else self.steps[0]).edit_info()
+
 
 def run_episodes(policy, seekers: list[str], responses: list[str], cfg=None, sample: bool = True,
                  generator: torch.Generator | None = None, sample_sentence: bool | None = None,
@@ -79,9 +87,6 @@ def run_episodes(policy, seekers: list[str], responses: list[str], cfg=None, sam
     policy writes up to that many new sentences for the same position, sampled (top-p, with
     ``generator``), and the first one the guard passes is used; stop only if all are rejected.
     """
-    from core.text import split_sentences
-    from partner.guards import other_sentences
-
     if len(seekers) != len(responses):
         raise ValueError("seekers and responses must have the same length")
     cfg = cfg or policy.cfg
@@ -111,7 +116,7 @@ def run_episodes(policy, seekers: list[str], responses: list[str], cfg=None, sam
                 edit = E.apply_edit(ep.sentences, starts[idx[b]], k, pos, sent)[1]
                 if edit.action == E.STOP or not edit.sentence:
                     return False
-                others = other_sentences(ep.sentences, edit.position if edit.action == E.REPLACE else None)
+                others = E.other_sentences(ep.sentences, edit.position if edit.action == E.REPLACE else None)
                 return guard.check(ep.seeker, edit.sentence, others) is not None
 
             todo = [b for b in range(len(idx)) if rejected(b)]

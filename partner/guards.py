@@ -33,33 +33,13 @@ a repetition. Sentences shorter than three words have no trigrams and always pas
 The guards act on rewriting (``partner-rewrite``, ``rewrite.block_risk_terms``,
 ``rewrite.block_unsafe_topics``, ``rewrite.max_seeker_copy``,
 ``rewrite.max_response_copy`` and ``rewrite.max_repetition``; false or 0 switches one off). RL training sees
-the raw policy, so the logged rewards are the agent's own; with ``rewards.w_guard`` > 0 the reward
-subtracts ``w_guard`` for every new sentence the guard would reject (``rewards.sentence_guard``), so the agent
-learns not to write what rewriting would throw away. ``partner-eval rewrites`` reports the same
+the raw policy, so the logged rewards are the agent's own. ``partner-eval rewrites`` reports the same
 five shares for any output, and the share of written sentences that are questions.
 
 The checks themselves (``SentenceGuard``, ``seeker_copy``, ``self_repetition``, ``words``) live in
-``rewards.sentence_guard``, which both rewriting and the reward use; they are re-exported here.
+``rewards.sentence_guard`` (pure text, shared with the novelty penalty); they are re-exported here.
 """
 
 from __future__ import annotations
 
 from rewards.sentence_guard import SentenceGuard, seeker_copy, self_repetition, words  # noqa: F401 (re-exported)
-
-
-def other_sentences(sentences: list[str], replaced: int | None = None) -> list[str]:
-    """The sentences a new one goes in beside: all of them, less the one it replaces (if any)."""
-    return [s for i, s in enumerate(sentences) if i != replaced]
-
-
-def replay(response: str, edits: list[dict]):
-    """(sentence, the response's other sentences when it was written) for every written sentence of a
-    partner-rewrite ``edits`` list, replaying the edits in order (``partner.rewriters.apply_edit``)."""
-    from core.text import split_sentences
-    from partner.rewriters import apply_edit
-
-    sents = split_sentences(response)
-    for e in edits:
-        if e.get("sentence"):
-            yield e["sentence"], other_sentences(sents, int(e["position"]) if e["action"] == "replace" else None)
-        apply_edit(sents, e)

@@ -33,6 +33,7 @@ import math
 from typing import Iterable, Sequence
 
 from core.text import ngrams, split_sentences, word_tokenize
+from partner.edits import replay_edit
 
 
 # ------------------------------------------------------------------------------------------------
@@ -168,21 +169,14 @@ def edited_sentence_indices(original: str, edits: Sequence[dict]) -> tuple[list[
     edited: list[int] = []
     for e in edits:
         pos, sent, action = int(e["position"]), (e.get("sentence") or "").strip(), e["action"]
-        if action == "insert":
-            pos = max(0, min(pos, len(sents)))
-            if not sent:
-                continue
-            sents.insert(pos, sent)
-            edited = [i + 1 if i >= pos else i for i in edited] + [pos]
-        elif action == "replace":
-            if not 0 <= pos < len(sents):
-                continue
-            if sent:
-                sents[pos] = sent
-                edited = [i for i in edited if i != pos] + [pos]
-            else:
-                del sents[pos]
-                edited = [i - 1 if i > pos else i for i in edited if i != pos]
+        n = len(sents)
+        at = replay_edit(sents, action, pos, sent)
+        if len(sents) > n:  # an insertion shifts the later sentences down
+            edited = [i + 1 if i >= at else i for i in edited] + [at]
+        elif len(sents) < n:  # a deletion shifts them up and leaves no edited sentence
+            edited = [i - 1 if i > pos else i for i in edited if i != pos]
+        elif at is not None:
+            edited = [i for i in edited if i != at] + [at]
     return sents, sorted(set(edited))
 
 

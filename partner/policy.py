@@ -45,15 +45,14 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from . import edits as E
+from core.registry import load_causal_lm
 
-if TYPE_CHECKING:
-    from .config import PolicyConfig
+from . import edits as E
+from .config import PolicyConfig, SHIPPED_MODELS
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +78,6 @@ class ActionBatch:
 
 def _policy_cfg(cfg):
     if cfg is None:
-        from .config import PolicyConfig
-
         return PolicyConfig()
     return cfg
 
@@ -133,8 +130,6 @@ class PartnerPolicy(nn.Module):
     def from_backbone(cls, backbone: str, cfg: "PolicyConfig | None" = None, finetune: str = "lora",
                       device=None, seed: int = 0) -> "PartnerPolicy":
         """A fresh policy: the backbone, a new LoRA adapter (finetune="lora") and a new head."""
-        from core.registry import load_causal_lm
-
         cfg = _policy_cfg(cfg)
         torch.manual_seed(seed)
         model, tok = load_causal_lm(backbone)
@@ -157,8 +152,6 @@ class PartnerPolicy(nn.Module):
     def load(cls, path_or_backbone: str | None = None, cfg: "PolicyConfig | None" = None, device=None,
              trainable: bool = False) -> "PartnerPolicy":
         """Load a saved policy folder, the shipped one (None), or a bare backbone (fresh head, no adapter)."""
-        from .config import SHIPPED_MODELS
-
         cfg = _policy_cfg(cfg)
         if path_or_backbone is None:
             path = SHIPPED_MODELS / "policy"
@@ -175,8 +168,6 @@ class PartnerPolicy(nn.Module):
         import dataclasses
 
         from safetensors.torch import load_file
-
-        from core.registry import load_causal_lm
 
         meta = json.loads((path / META_FILE).read_text())
         if meta.get("prompt_format") != PROMPT_FORMAT:

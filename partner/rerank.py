@@ -23,9 +23,14 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from rewards.edit import EditInfo
+
 ORIGINAL = "original"
 GREEDY = "greedy"
 SAMPLED = "sampled"
+RETRIEVAL = "retrieval"  # a human-written EPITOME-train sentence (partner.retrieval), inserted
+ZEROSHOT = "zeroshot"    # the instruction-tuned LM's sentence (rewriters.ZeroShotRewriter), inserted
+TEMPLATE = "template"    # the fixed sentence rewrite.template (the stock-sentence baseline), inserted
 
 
 @dataclass
@@ -33,7 +38,26 @@ class Candidate:
     text: str
     edits: list            # what the rewriter returns for this candidate
     edit_info: object      # rewards.edit.EditInfo the reward sees (its last real edit, or a stop)
-    kind: str              # ORIGINAL | GREEDY | SAMPLED
+    kind: str              # ORIGINAL | GREEDY | SAMPLED | RETRIEVAL | ZEROSHOT: the candidate's source
+
+
+def insertion_info(response: str, edits: list[dict]):
+    """The EditInfo of one inserted sentence (a retrieval or zero-shot candidate), for rewards that read it."""
+    from core.text import split_sentences
+    from rewards.edit import EditInfo
+
+    if not edits:
+        return stop_info()
+    e = edits[0]
+    sents = split_sentences(response)
+    pos = int(e["position"])
+    return EditInfo(candidate=e["sentence"], window=sents[max(0, pos - 1):pos + 1], replaced=None, action="insert",
+                    position=pos)
+
+
+def tagged(c: Candidate) -> list[dict]:
+    """The chosen candidate's edits, each saying where its sentence came from."""
+    return [{**e, "source": c.kind} for e in c.edits]
 
 
 @dataclass
@@ -45,8 +69,6 @@ class Selection:
 
 def stop_info():
     """The EditInfo of leaving the response as it is."""
-    from rewards.edit import EditInfo
-
     return EditInfo(candidate="", window=[], replaced=None, action="stop")
 
 

@@ -25,6 +25,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.corpora import default_data_dir, EPITOME_FILES, epitome_splits
+from core.jsonio import atomic_write_json
+from core.registry import cache_dir, load_sentence_embedder
+from core.text import split_sentences
+
 log = logging.getLogger(__name__)
 
 INDEX_VERSION = 2
@@ -39,8 +44,6 @@ def _norm(text: str) -> str:
 def empathic_sentences(pairs, min_words: int = 4, max_words: int = 30,
                        mechanisms: tuple[str, ...] = MECHANISMS) -> list[dict]:
     """[{"sentence", "mechanisms", "sp_id", "rp_id"}] from rationales of level-2 ``mechanisms``."""
-    from core.text import split_sentences
-
     out: dict[str, dict] = {}
     for p in pairs:
         spans = [(m, _norm(p.response_post[a:b])) for m, lv in p.levels.items() if lv == 2 and m in mechanisms
@@ -65,8 +68,6 @@ def empathic_sentences(pairs, min_words: int = 4, max_words: int = 30,
 
 
 def _sources_key(data_dir: Path, min_words: int, max_words: int, embedder: str) -> str:
-    from core.corpora import EPITOME_FILES
-
     h = hashlib.sha256(f"v{INDEX_VERSION}|seed{SPLIT_SEED}|{MECHANISMS}|{min_words}-{max_words}|{embedder}".encode())
     for name in sorted(EPITOME_FILES.values()):
         h.update(name.encode())
@@ -86,9 +87,6 @@ class RetrievalIndex:
                       min_words: int = 4, max_words: int = 30, device: str | None = None) -> "RetrievalIndex":
         from filelock import FileLock
         from safetensors.torch import load_file
-
-        from core.corpora import default_data_dir
-        from core.registry import cache_dir, load_sentence_embedder
 
         data_dir = Path(data_dir) if data_dir else default_data_dir()
         model = load_sentence_embedder(embedder, device=device)
@@ -116,26 +114,28 @@ class RetrievalIndex:
 
     def nearest(self, queries: list[str], exclude: list[str] | None = None) -> list[str]:
         """The indexed sentence most similar to each query, skipping any already in ``exclude[i]``."""
+        return [found[0] for found in self.nearest_k(queries, 1, exclude)]
+
+    def nearest_k(self, queries: list[str], k: int, exclude: list[str] | None = None) -> list[list[str]]:
+        """The ``k`` indexed sentences most similar to each query, best first, skipping any in ``exclude[i]``
+        (the most similar one when every near sentence is excluded)."""
         import torch
 
         q = torch.as_tensor(self.embedder.encode(list(queries), normalize_embeddings=True, convert_to_numpy=True,
                                                 show_progress_bar=False))
         sims = q @ self.embeddings.T
-        top = torch.topk(sims, k=min(5, sims.shape[1]), dim=1).indices.tolist()
+        top = torch.topk(sims, k=min(k + 4, sims.shape[1]), dim=1).indices.tolist()
         out = []
         for i, cands in enumerate(top):
             avoid = {_norm(s) for s in (exclude[i] if exclude else [])}
-            out.append(next((self.sentences[c] for c in cands if _norm(self.sentences[c]) not in avoid),
-                            self.sentences[cands[0]]))
+            keep = [self.sentences[c] for c in cands if _norm(self.sentences[c]) not in avoid][:k]
+            out.append(keep or [self.sentences[cands[0]]])
         return out
 
 
 def _build(out: Path, data_dir: Path, model, embedder: str, min_words: int, max_words: int) -> None:
     import torch
     from safetensors.torch import save_file
-
-    from core.corpora import epitome_splits
-    from core.jsonio import atomic_write_json
 
     train = epitome_splits(data_dir, seed=SPLIT_SEED)["train"]
     sents = empathic_sentences(train, min_words, max_words)

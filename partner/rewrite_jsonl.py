@@ -17,6 +17,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from classifiers.scorer import EmpathyScorer
+from core.jsonio import process_jsonl
+from partner.config import SHIPPED_MODELS
+
 log = logging.getLogger(__name__)
 
 
@@ -25,17 +29,18 @@ class ScorerUnavailable(RuntimeError):
 
 
 def load_scorer(spec: str = "", device=None):
-    """EmpathyScorer for ``spec`` ("" = the shipped models/epitome, a folder, or "none" -> None)."""
+    """EmpathyScorer for ``spec`` ("" = the shipped models/epitome, a folder, or "none" -> None);
+    "micromodels" or a micromodels folder gives the context-free micromodels baseline (same ``score`` API)."""
     if spec == "none":
         return None
-    try:
-        from classifiers.scorer import EmpathyScorer
-    except ImportError as exc:
-        raise ScorerUnavailable(
-            f"the empathy classifier is not available yet ({exc}); pass --scorer none to rewrite without "
-            "the before/after empathy scores") from exc
-    from partner.config import SHIPPED_MODELS
+    from classifiers.micromodels import SHIPPED as MICROMODELS
+    from classifiers.micromodels import MicromodelScorer, is_micromodels_folder
 
+    if spec == "micromodels" or (spec and is_micromodels_folder(spec)):
+        path = MICROMODELS if spec == "micromodels" else Path(spec)
+        if not (path / "config.json").exists():
+            raise ScorerUnavailable(f"no micromodels at {path} (fit them with `partner-train micromodels`)")
+        return MicromodelScorer.load(path)
     path = Path(spec) if spec else SHIPPED_MODELS / "epitome"
     if not path.exists():
         raise ScorerUnavailable(
@@ -70,8 +75,12 @@ def rewrite_records(records: list[dict], rewriter, scorer=None, seed: int = 0,
                               rationales=True)
         n = len(records)
         empathy = [{"before": empathy_json(b), "after": empathy_json(a)} for b, a in zip(scored[:n], scored[n:])]
-    return [{**rec, "rewritten_response": text, "edits": edits, "empathy": emp, "method": rewriter.name}
-            for rec, (text, edits), emp in zip(records, outs, empathy)]
+    out = [{**rec, "rewritten_response": text, "edits": edits, "empathy": emp, "method": rewriter.name}
+           for rec, (text, edits), emp in zip(records, outs, empathy)]
+    if getattr(rewriter, "record_candidates", False) and len(getattr(rewriter, "last_pool", [])) == len(out):
+        for rec, pool in zip(out, rewriter.last_pool):
+            rec["candidates"] = pool
+    return out
 
 
 def rewrite_file(in_path, out_path, rewriter, scorer=None, batch_size: int = 16, seed: int = 0,
@@ -83,8 +92,6 @@ def rewrite_file(in_path, out_path, rewriter, scorer=None, batch_size: int = 16,
     part of it. An empty seeker post is an error record: there is nothing to be empathic about.
     ``shard`` = (rank, processes) under a multi-process launch (``core.jsonio.launched_shard``).
     """
-    from core.jsonio import process_jsonl
-
     key = {"command": "partner-rewrite", "method": rewriter.name, "scorer": getattr(scorer, "path", None) if scorer
            else None, "seed": seed, "batch_size": batch_size, "run": run_key}
     return process_jsonl(in_path, out_path, lambda recs: rewrite_records(recs, rewriter, scorer, seed),

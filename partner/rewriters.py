@@ -23,12 +23,20 @@ Methods (``build_rewriter``):
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 from collections import Counter
 from pathlib import Path
 
+from core.registry import load_causal_lm
 from core.text import split_sentences
+from partner import rerank
+from partner.config import SHIPPED_MODELS
+from partner.edits import render
+from partner.guards import SentenceGuard
+from partner.retrieval import RetrievalIndex
+from rewards.stack import RewardStack
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +44,12 @@ METHODS = ("partner", "warmstart", "identity", "template", "retrieval", "zerosho
 
 
 class MethodUnavailable(RuntimeError):
-    """A method whose code or trained weights do not exist yet."""
+    """A method whose trained weights are not there."""
 
 
 def insert_sentence(response: str, sentence: str, at: str = "start") -> tuple[str, list[dict]]:
     """Insert ``sentence`` at the start or end of ``response``, keeping the original text as it is
     (``partner.edits.render``)."""
-    from partner.edits import render
-
     sentence = " ".join(sentence.split())
     if not sentence:
         return response, []
@@ -52,23 +58,6 @@ def insert_sentence(response: str, sentence: str, at: str = "start") -> tuple[st
     edits = [{"action": "insert", "position": 0 if at == "start" else len(split_sentences(response)),
               "sentence": sentence}]
     return render(response, edits), edits
-
-
-def apply_edit(sents: list[str], edit: dict) -> None:
-    """Apply one edit (positions as documented above) to a response's sentences, in place."""
-    pos = int(edit["position"])
-    if edit["action"] == "insert":
-        sents.insert(max(0, min(pos, len(sents))), edit["sentence"])
-    elif edit["action"] == "replace" and 0 <= pos < len(sents):
-        sents[pos] = edit["sentence"]
-
-
-def apply_edits(response: str, edits: list[dict]) -> str:
-    """The response after ``edits`` (positions as documented above), made in place: the text outside
-    the edited sentences is kept byte for byte (``partner.edits.render``)."""
-    from partner.edits import render
-
-    return render(response, edits)
 
 
 class Rewriter:
@@ -148,8 +137,6 @@ class ZeroShotRewriter(Rewriter):
                  guard=None):
         import torch
 
-        from core.registry import load_causal_lm
-
         self.backbone, self.decoding, self.top_p, self.temperature = backbone, decoding, top_p, temperature
         self.max_new_tokens, self.max_input_tokens, self.at = max_new_tokens, max_input_tokens, at
         self.guard = guard
@@ -213,8 +200,6 @@ def _guard_note(guard) -> str:
 
 def policy_path(method: str, model: str | None = None) -> Path:
     """The policy folder of ``warmstart`` / ``partner``: --model, else the shipped one."""
-    from partner.config import SHIPPED_MODELS
-
     if model:
         return Path(model)
     if method == "partner" and (SHIPPED_MODELS / "policy_rl").exists():
@@ -224,9 +209,6 @@ def policy_path(method: str, model: str | None = None) -> Path:
 
 def _trained_context(path: Path, policy_cfg):
     """Use the context length the policy was trained with (policy_config.json), if it says."""
-    import dataclasses
-    import json
-
     meta_file = path / "policy_config.json"
     if not meta_file.exists():
         return policy_cfg
@@ -242,18 +224,17 @@ class PolicyRewriter(Rewriter):
 
     def __init__(self, method: str, path: Path, policy_cfg, decoding: str = "greedy", device=None, guard=None,
                  candidates: int = 1, reward_fn=None, keep_original: bool = True, min_gain: float = 0.0,
-                 guard_retries: int = 0):
-        """``candidates`` > 1: reward-ranked decoding (partner.rerank) with ``reward_fn`` (a RewardStack)."""
-        try:
-            from partner.episode import rewrite_one_batch
-            from partner.policy import PartnerPolicy
-        except ImportError as exc:
-            raise MethodUnavailable(
-                f"--method {method} is not available yet: the policy code (partner/policy.py, partner/episode.py) "
-                f"is missing ({exc}). Use a baseline: --method identity|template|retrieval|zeroshot") from exc
+                 guard_retries: int = 0, pool=(), preference_guard=None, rank_by: str = "reward"):
+        """``candidates`` > 1: reward-ranked decoding (partner.rerank) with ``reward_fn`` (a RewardStack, or a
+        rewards.preference.PreferenceReward when ``rank_by`` is preference). ``pool``: further candidate sources,
+        ``(kind, fn(seekers, responses) -> [[(text, edits), ...] per input])``. ``preference_guard``: a
+        PreferenceReward; an edited response it scores below the original is not made."""
+        from partner.episode import rewrite_one_batch  # torch: loaded only when a policy is used
+        from partner.policy import PartnerPolicy
+
         if not path.exists():
             raise MethodUnavailable(
-                f"--method {method} is not available yet: no trained policy at {path}. Train one "
+                f"--method {method}: no trained policy at {path}. Train one "
                 f"(partner-train warmstart / rl) and pass --model, or use a baseline: "
                 f"--method identity|template|retrieval|zeroshot")
         if not (path / "policy_config.json").is_file():
@@ -266,27 +247,34 @@ class PolicyRewriter(Rewriter):
             raise ValueError(f"rewrite.candidates must be at least 1, got {candidates}")
         if guard_retries < 0:
             raise ValueError(f"rewrite.guard_retries must be 0 or more, got {guard_retries}")
-        if candidates > 1 and reward_fn is None:
-            raise ValueError("rewrite.candidates > 1 needs a reward function to rank the candidates")
+        if (candidates > 1 or pool) and reward_fn is None:
+            raise ValueError("rewrite.candidates > 1 (or a candidate pool) needs a reward function to rank the "
+                             "candidates")
         self.name, self.path, self.cfg, self.decoding, self.guard = method, path, policy_cfg, decoding, guard
         self.candidates, self.reward_fn, self.keep_original = int(candidates), reward_fn, keep_original
         self.min_gain = float(min_gain)
+        self.pool, self.preference_guard, self.rank_by = list(pool), preference_guard, rank_by
+        self.reverted = 0  # edits the preference guard did not make, this run
+        self.last_pool: list[list[dict]] = []  # the last batch's candidates per input (rewrite.record_candidates)
         self.guard_retries = int(guard_retries) if guard is not None else 0
         self.chosen: Counter = Counter()  # reward-ranked decoding: which kind of candidate won, this run
         self._episode = rewrite_one_batch
         self.policy = PartnerPolicy.load(str(path), cfg=policy_cfg, device=device)
 
     def describe(self) -> str:
-        if self.candidates > 1:
+        if self.candidates > 1 or self.pool:
             keep = (f", the unchanged response kept unless an edit gains >= {self.min_gain:g}" if self.keep_original
                     else "")
-            decoding = (f"best of {self.candidates} episodes by the training reward (greedy + "
+            ranker = "the preference model" if self.rank_by == "preference" else "the training reward"
+            extra = "".join(f" + {kind} candidates" for kind, _ in self.pool)
+            decoding = (f"best of {self.candidates} episodes{extra} by {ranker} (greedy + "
                         f"{self.candidates - 1} sampled{keep})")
         else:
             decoding = f"{self.decoding} decoding"
         retries = (f", up to {self.guard_retries} sampled retries of a rejected sentence"
                    if self.guard_retries and self.guard.active else "")
-        return f"{self.name}: policy {self.path}, {decoding}{_guard_note(self.guard)}{retries}"
+        pg = ", edits the preference model scores below the original not made" if self.preference_guard else ""
+        return f"{self.name}: policy {self.path}, {decoding}{_guard_note(self.guard)}{retries}{pg}"
 
     @staticmethod
     def _edits_json(edits) -> list[dict]:
@@ -297,17 +285,33 @@ class PolicyRewriter(Rewriter):
         import torch
 
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        if self.candidates > 1:
-            return self._rewrite_ranked(list(seekers), list(responses), gen)
-        results = self._episode(self.policy, list(seekers), list(responses), self.cfg,
-                                sample=self.decoding == "sample", generator=gen, guard=self.guard,
-                                guard_retries=self.guard_retries)
-        return [(text, self._edits_json(edits)) for text, edits in results]
+        if self.candidates > 1 or self.pool:
+            out = self._rewrite_ranked(list(seekers), list(responses), gen)
+        else:
+            results = self._episode(self.policy, list(seekers), list(responses), self.cfg,
+                                    sample=self.decoding == "sample", generator=gen, guard=self.guard,
+                                    guard_retries=self.guard_retries)
+            out = [(text, self._edits_json(edits)) for text, edits in results]
+        return self._guard_by_preference(list(seekers), list(responses), out)
+
+    def _guard_by_preference(self, seekers, responses, out):
+        """Keep the original wherever the preference model scores the edited response below it."""
+        if self.preference_guard is None:
+            return out
+        edited = [i for i, (text, _) in enumerate(out) if text != responses[i]]
+        if not edited:
+            return out
+        gains = self.preference_guard([seekers[i] for i in edited], [responses[i] for i in edited],
+                                      [out[i][0] for i in edited])
+        out = list(out)
+        for i, g in zip(edited, gains):
+            if g < 0:
+                out[i] = (responses[i], [])
+                self.reverted += 1
+        return out
 
     def _rewrite_ranked(self, seekers, responses, gen):
-        from partner import rerank
         from partner.episode import run_episodes
-        from partner.rl_trainer import reward_edit
 
         cands: list[list] = [[] for _ in responses]
         if self.keep_original:
@@ -318,11 +322,62 @@ class PolicyRewriter(Rewriter):
             eps = run_episodes(self.policy, seekers, responses, self.cfg, sample=sampled, generator=gen,
                                guard=self.guard, guard_retries=self.guard_retries)
             for i, ep in enumerate(eps):
-                cands[i].append(rerank.Candidate(ep.text, self._edits_json(ep.edits), reward_edit(ep),
+                cands[i].append(rerank.Candidate(ep.text, self._edits_json(ep.edits), ep.reward_edit(),
                                                  rerank.SAMPLED if sampled else rerank.GREEDY))
+        for kind, source in self.pool:
+            for i, found in enumerate(source(seekers, responses)):
+                for text, edits in found:
+                    if edits:
+                        cands[i].append(rerank.Candidate(text, edits, rerank.insertion_info(responses[i], edits), kind))
+        self.last_pool = [[{"source": c.kind, "text": c.text, "edits": c.edits} for c in cs if c.kind != rerank.ORIGINAL]
+                          for cs in cands]
         sel = rerank.select(self.reward_fn, seekers, responses, cands, min_gain=self.min_gain)
         self.chosen.update(sel.counts)
-        return [(c.text, c.edits) for c in sel.chosen]
+        return [(c.text, rerank.tagged(c)) for c in sel.chosen]
+
+
+class RecordedPoolRewriter(Rewriter):
+    """Ranks the candidates an earlier ranked run recorded (rewrite.record_candidates), generating nothing:
+    a new reward model or pool setting applied to the same candidates in seconds."""
+
+    def __init__(self, method: str, path: str, reward_fn, pool_kinds: set[str], keep_original: bool = True,
+                 min_gain: float = 0.0, rank_by: str = "reward"):
+        from core.jsonio import DataError, iter_json_objects
+
+        self.name, self.path, self.reward_fn, self.kinds = method, path, reward_fn, pool_kinds
+        self.keep_original, self.min_gain, self.rank_by = keep_original, float(min_gain), rank_by
+        self.chosen: Counter = Counter()
+        self.recorded: dict[tuple[str, str], list[dict]] = {}
+        for n, obj in iter_json_objects(path):
+            if "rewritten_response" not in obj:
+                continue  # an error record: that input has no pool
+            if not isinstance(obj.get("candidates"), list):
+                raise DataError(path, n, "candidates", "is missing: write the pool with --set "
+                                "rewrite.record_candidates=true")
+            self.recorded[(obj["seeker_post"], obj["response_post"])] = obj["candidates"]
+
+    def describe(self) -> str:
+        ranker = "the preference model" if self.rank_by == "preference" else "the training reward"
+        return (f"{self.name}: the {'/'.join(sorted(self.kinds))} candidates recorded in {self.path}, ranked by "
+                f"{ranker}" + (f", the unchanged response kept unless an edit gains >= {self.min_gain:g}"
+                               if self.keep_original else ""))
+
+    def rewrite(self, seekers, responses, seed=None):
+        from partner import rerank
+
+        cands = []
+        for s, r in zip(seekers, responses):
+            if (s, r) not in self.recorded:
+                raise KeyError(f"no recorded candidates for this input in {self.path} (seeker post {s[:40]!r}...)")
+            mine = [rerank.Candidate(r, [], rerank.stop_info(), rerank.ORIGINAL)] if self.keep_original else []
+            for c in self.recorded[(s, r)]:
+                if c["source"] in self.kinds:
+                    info = rerank.insertion_info(r, c["edits"]) if c["edits"] else rerank.stop_info()
+                    mine.append(rerank.Candidate(c["text"], c["edits"], info, c["source"]))
+            cands.append(mine or [rerank.Candidate(r, [], rerank.stop_info(), rerank.ORIGINAL)])
+        sel = rerank.select(self.reward_fn, list(seekers), list(responses), cands, min_gain=self.min_gain)
+        self.chosen.update(sel.counts)
+        return [(c.text, rerank.tagged(c)) for c in sel.chosen]
 
 
 def build_rewriter(method: str, cfg, model: str | None = None, device=None) -> Rewriter:
@@ -337,28 +392,77 @@ def build_rewriter(method: str, cfg, model: str | None = None, device=None) -> R
     if method == "template":
         return TemplateRewriter(rc.template, rc.insert_at)
     if method == "retrieval":
-        from partner.retrieval import RetrievalIndex
-
         index = RetrievalIndex.build_or_load(cfg.data_path(), embedder=rc.retrieval_embedder,
                                              min_words=rc.retrieval_min_words, max_words=rc.retrieval_max_words,
                                              device=device)
         return RetrievalRewriter(index, rc.insert_at)
-    from partner.guards import SentenceGuard
-
     guard = SentenceGuard.from_config(rc)
     if method == "zeroshot":
         return ZeroShotRewriter(model or rc.zeroshot_backbone or cfg.policy.backbone, decoding=rc.decoding,
                                 top_p=cfg.policy.top_p, temperature=cfg.policy.temperature,
                                 max_new_tokens=rc.zeroshot_max_new_tokens, max_input_tokens=rc.max_input_tokens,
                                 at=rc.insert_at, device=device, guard=guard)
-    reward_fn = None
-    if rc.candidates > 1:
-        from rewards.stack import RewardStack
+    reward_fn = preference = None
+    if rc.rank_by not in ("reward", "preference"):
+        raise ValueError(f"rewrite.rank_by is {rc.rank_by!r}; expected reward or preference")
+    ranked = rc.candidates > 1 or any(s != "policy" for s in rc.pool) or bool(rc.candidates_from)
+    if rc.preference_guard or (ranked and rc.rank_by == "preference"):
+        from rewards.preference import PreferenceReward
+        from rewards.stack import _pick  # the same folder rule as the reward stack's models
 
+        preference = PreferenceReward(path=_pick(cfg.rewards.preference_model, cfg.run_dir, "preference", ""),
+                                      device=device)
+    if ranked and rc.rank_by == "preference":
+        reward_fn = preference
+    elif ranked:
         # r_n scores an episode against the episodes before it: in decoding that would make a rewrite depend on
         # the inputs before it, so reranking leaves it out.
         ranking_cfg = dataclasses.replace(cfg, rewards=dataclasses.replace(cfg.rewards, w_novelty=0.0))
         reward_fn = RewardStack.from_config(ranking_cfg, device=device)
-    return PolicyRewriter(method, policy_path(method, model), cfg.policy, decoding=rc.decoding, device=device,
-                          guard=guard, candidates=rc.candidates, reward_fn=reward_fn, keep_original=rc.keep_original,
-                          min_gain=rc.min_gain, guard_retries=rc.guard_retries)
+    if rc.candidates_from:
+        kinds = set()
+        for source in rc.pool:  # the policy's candidates are recorded as greedy / sampled
+            kinds |= {"greedy", "sampled"} if source == "policy" else {source}
+        return RecordedPoolRewriter(method, rc.candidates_from, reward_fn, kinds, rc.keep_original, rc.min_gain,
+                                    rc.rank_by)
+    pool = _pool_sources(rc, cfg, guard, device) if ranked else []
+    rewriter = PolicyRewriter(method, policy_path(method, model), cfg.policy, decoding=rc.decoding, device=device,
+                              guard=guard, candidates=rc.candidates, reward_fn=reward_fn,
+                              keep_original=rc.keep_original, min_gain=rc.min_gain, guard_retries=rc.guard_retries,
+                              pool=pool, preference_guard=preference if rc.preference_guard else None,
+                              rank_by=rc.rank_by)
+    rewriter.record_candidates = rc.record_candidates
+    return rewriter
+
+
+def _pool_sources(rc, cfg, guard, device) -> list:
+    """(kind, fn(seekers, responses) -> per input [(text, edits), ...]) for the non-policy pool sources."""
+    from partner import rerank
+
+    unknown = [s for s in rc.pool if s not in ("policy", "retrieval", "zeroshot", "template")]
+    if unknown:
+        raise ValueError(f"rewrite.pool has {unknown}; choose from policy, retrieval, zeroshot, template")
+    out = []
+    if "template" in rc.pool:
+        out.append((rerank.TEMPLATE, lambda seekers, responses: [[insert_sentence(r, rc.template, rc.insert_at)]
+                                                                 for r in responses]))
+    if "retrieval" in rc.pool:
+        from partner.retrieval import RetrievalIndex
+
+        index = RetrievalIndex.build_or_load(cfg.data_path(), embedder=rc.retrieval_embedder,
+                                             min_words=rc.retrieval_min_words, max_words=rc.retrieval_max_words,
+                                             device=device)
+
+        def retrieved(seekers, responses):
+            found = index.nearest_k(seekers, rc.pool_retrieved, exclude=[split_sentences(r) for r in responses])
+            # a retrieved sentence the guard rejects (a risk word, a copy of the response) is no candidate
+            return [[insert_sentence(r, s, rc.insert_at) for s in sents
+                     if guard is None or not guard.check(p, s, split_sentences(r))]
+                    for p, r, sents in zip(seekers, responses, found)]
+        out.append((rerank.RETRIEVAL, retrieved))
+    if "zeroshot" in rc.pool:
+        zs = ZeroShotRewriter(rc.zeroshot_backbone or cfg.policy.backbone, decoding="greedy",
+                              max_new_tokens=rc.zeroshot_max_new_tokens, max_input_tokens=rc.max_input_tokens,
+                              at=rc.insert_at, device=device, guard=guard)
+        out.append((rerank.ZEROSHOT, lambda seekers, responses: [[x] for x in zs.rewrite(seekers, responses)]))
+    return out

@@ -42,19 +42,15 @@ from typing import Callable, Protocol
 
 import torch
 
+from partner.episode import run_episodes
+from rewards.stack import RewardOutput
+
 log = logging.getLogger(__name__)
 
 
 class RewardFn(Protocol):
     def __call__(self, seekers: list[str], originals: list[str], rewrites: list[str],
-                 edits: list) -> "RewardResult": ...
-
-
-@dataclass
-class RewardResult:
-    total: list[float]
-    components: dict[str, list[float]] = field(default_factory=dict)
-    details: dict[str, list[float]] = field(default_factory=dict)  # logged, not added (as RewardOutput.details)
+                 edits: list) -> RewardOutput: ...
 
 
 class RunningBaseline:
@@ -177,15 +173,6 @@ def _episode_logp(policy, episodes) -> torch.Tensor:
     return torch.zeros(len(episodes), device=per_step.device, dtype=per_step.dtype).index_add(0, index, per_step)
 
 
-def reward_edit(episode):
-    """The EditInfo the reward sees for an episode: its last real edit, or a stop."""
-    from partner import edits as E
-
-    real = [s for s in episode.steps if s.edit.action != E.STOP]
-    step = real[-1] if real else episode.steps[0]
-    return step.edit_info()
-
-
 class RLTrainer:
     """Compact accelerate-based REINFORCE / RLOO loop over the two-part action."""
 
@@ -268,8 +255,6 @@ class RLTrainer:
                 p.grad.copy_(self.acc.reduce(p.grad, reduction="mean"))
 
     def train_step(self) -> StepLog:
-        from partner.episode import run_episodes
-
         t0 = time.time()
         cfg = self.cfg
         k = cfg.samples_per_state if cfg.method == "rloo" else 1
@@ -281,7 +266,7 @@ class RLTrainer:
         with torch.no_grad():
             episodes = run_episodes(self.policy, seekers, originals, sample=True, generator=self.gen)
         rewrites = [ep.text for ep in episodes]
-        result = self.reward_fn(seekers, originals, rewrites, [reward_edit(ep) for ep in episodes])
+        result = self.reward_fn(seekers, originals, rewrites, [ep.reward_edit() for ep in episodes])
         rewards = torch.tensor(result.total, dtype=torch.float32, device=self.policy.device)
 
         # Dropout stays off: the gradient must be of the distribution the actions were sampled from.

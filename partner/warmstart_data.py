@@ -35,6 +35,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from core import corpora as C
+from core.corpora import split_of
+from core.jsonio import atomic_write_json, atomic_write_text
+from core.text import split_sentences
+
 from . import edits as E
 
 log = logging.getLogger(__name__)
@@ -89,16 +94,12 @@ class DataReport:
 
 
 def _split(group: str, seed: int = 13) -> str:
-    from core.corpora import split_of
-
     return split_of(group, seed)
 
 
 def collect_sources(data_dir=None, corpora: Iterable[str] = ("epitome", "esconv", "counselchat"),
                     seed: int = 13) -> list[Source]:
     """(seeker, response) pairs for the warm start, test (and EPITOME dev) data left out."""
-    from core import corpora as C
-
     data_dir = Path(data_dir) if data_dir else C.default_data_dir()
     out: list[Source] = []
     for name in corpora:
@@ -137,8 +138,6 @@ def score_sentences(sources: list[Source], labeller: Labeller, max_sentences: in
     Only sentences of MIN_WORDS..MAX_WORDS words are candidates (others score -1). Scores are
     cached in ``cache_path`` (JSON), so an interrupted build resumes without rescoring.
     """
-    from core.text import split_sentences
-
     cache: dict[str, float] = {}
     if cache_path and Path(cache_path).exists():
         cache = json.loads(Path(cache_path).read_text())
@@ -158,8 +157,6 @@ def score_sentences(sources: list[Source], labeller: Labeller, max_sentences: in
             scores = labeller([t[0] for t in part], [t[1] for t in part])
             cache.update({t[2]: float(x) for t, x in zip(part, scores)})
             if cache_path:
-                from core.jsonio import atomic_write_json
-
                 atomic_write_json(cache_path, cache)
     out = {}
     for s in sources:
@@ -233,8 +230,6 @@ def split_heldout(examples: list[WarmStartExample], fraction: float = 0.1, seed:
 
 
 def write_jsonl(path, examples: list[WarmStartExample]) -> None:
-    from core.jsonio import atomic_write_text
-
     atomic_write_text(path, "".join(json.dumps(e.to_json(), ensure_ascii=False) + "\n" for e in examples))
 
 

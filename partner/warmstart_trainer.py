@@ -23,6 +23,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from core.jsonio import atomic_write_json
+
+from . import edits as E
 from .warmstart_data import WarmStartExample
 
 log = logging.getLogger(__name__)
@@ -48,8 +51,6 @@ class WarmStartLoss(nn.Module):
 
 def encode_examples(policy, examples: list[WarmStartExample]) -> list[dict]:
     """Examples as the Trainer's dataset rows (token ids of the target sentence + EOS)."""
-    from . import edits as E
-
     stop = E.stop_class(policy.k)
     return [{"seeker": e.seeker, "window": list(e.window), "position": int(e.position),
              "sentence_ids": [] if e.position == stop else policy.sentence_target_ids(e.sentence)}
@@ -128,8 +129,6 @@ def train(policy, train_examples: list[WarmStartExample], heldout: list[WarmStar
     from transformers import TrainingArguments
     from transformers.integrations import TensorBoardCallback
     from torch.utils.tensorboard import SummaryWriter
-
-    from core.jsonio import atomic_write_json
 
     out = Path(out_dir)
     ckpt_dir = out / "checkpoints"

@@ -16,8 +16,11 @@ Every distinct pair is scored once per batch, and pair scores are cached across 
 
 from __future__ import annotations
 
+from classifiers.coherence import CoherenceScorer
+from core.text import split_sentences
+
 from .cache import LRUCache
-from .edit import EditInfo, check_batch
+from .edit import check_batch, EditInfo
 
 
 class CoherenceReward:
@@ -37,8 +40,6 @@ class CoherenceReward:
     @property
     def scorer(self):
         if self._scorer is None:
-            from classifiers.coherence import CoherenceScorer
-
             self._scorer = CoherenceScorer.load(self.path, device=self.device)
         return self._scorer
 
@@ -50,8 +51,6 @@ class CoherenceReward:
         """The (window sentence, candidate) pairs one sample is judged on; [] = nothing to judge."""
         edit = EditInfo.from_dict(edit)
         if edit is None:
-            from core.text import split_sentences
-
             sents = [s for s in split_sentences(rewrite) if s.strip()]
             return list(zip(sents[:-1], sents[1:]))
         if edit.action == "stop" or not edit.candidate.strip():

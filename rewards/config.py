@@ -13,25 +13,15 @@ class RewardConfig:
     w_fluency: float = _h("weight of fluency r_f (paper 10.0); 0 switches it off", 10.0)
     w_coherence: float = _h("weight of coherence r_c (paper 0.1); 0 switches it off", 0.1)
     w_mi: float = _h("weight of mutual information r_m (paper 0.1); 0 switches it off", 0.1)
-    w_guard: float = _h("weight of the guard penalty r_g (not in the paper; rewards/sentence_guard.py): minus one for every "
-                        "new sentence the rewrite-time sentence guard would reject; 0 switches it off", 0.0)
     w_novelty: float = _h("weight of the novelty penalty r_n (not in the paper; rewards/novelty.py): minus the share of "
                           "the last novelty_window RL episodes that wrote the same new sentence; 0 switches it off", 0.0)
-    w_context: float = _h("weight of the post-specificity reward r_x (not in the paper; rewards/context.py): the empathy "
-                          "gain under the seeker's own post minus the gain the same edit earns under another post of "
-                          "the batch; 0 switches it off", 0.0)
-    w_fit: float = _h("weight of the post-fit reward r_p (not in the paper; rewards/fit.py): mean over the rewrite's "
-                      "new sentences of cos(sentence, own post) - cos(sentence, another post of the batch) under "
-                      "fit_embedder; a sentence copying the seeker or the response earns 0; 0 switches it off", 0.0)
-    fit_embedder: str = _h("sentence embedder behind r_p (minilm | mpnet | a path)", "minilm")
     novelty_window: int = _h("episodes r_n remembers (this batch included)", 256)
-    novelty_words: int = _h("r_n compares new sentences by their first k words (2: every \"Have you ...?\" is one "
-                            "sentence); 0 = whole sentences", 0)
+    w_preference: float = _h("weight of the preference reward r_pref (not in the paper; rewards/preference.py): the "
+                             "preference model's score of the rewrite minus the original's (Bradley-Terry logits "
+                             "learned from partner-ab ratings); pair it with rl.kl_coef > 0; 0 switches it off", 0.0)
+    preference_model: str = _h("preference model folder; empty = run_dir/preference if complete, else the shipped "
+                               "models/preference", "")
     lambda_mi: float = _h("λ_MI: forward vs reverse log-likelihood in r_m (paper 0.5)", 0.5)
-    empathy_weights: list[float] = _h("weights of ER, IP, EX in f_e behind r_e (paper: 1, 1, 1, the plain 0-6 total; "
-                                      "other weights are ours: 1, 2, 2 for 50 steps lowered the gain, see "
-                                      "docs/experiments.md)",
-                                      factory=lambda: [1.0, 1.0, 1.0])
     empathy_mode: str = _h("argmax (paper) | expected: levels behind r_e", "argmax")
     reference_lm: str = _h("frozen LM for fluency (paper: GPT-2); empty = the policy backbone", "")
     batch_size: int = _h("batch size inside each scorer", 16)

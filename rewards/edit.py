@@ -1,8 +1,19 @@
-"""What a reward needs to know about one edit (the policy's action on the edit window)."""
+"""What every reward shares: the edit it sees (the policy's action on the edit window), the batch
+check, and ``Scores``, the list of floats a reward returns."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+
+class Scores(list):
+    """A reward's per-sample floats (a plain ``list``), plus ``details``: the named parts behind them
+    (e.g. f_e before and after), one float per sample each, for the logs. ``RewardStack`` adds every
+    component's details to its output without knowing which component it is."""
+
+    def __init__(self, values=(), details: dict[str, list[float]] | None = None):
+        super().__init__(float(v) for v in values)
+        self.details = dict(details or {})
 
 
 @dataclass

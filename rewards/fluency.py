@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 
+from classifiers.reverse import encode_unconditional
+
 from .cache import LRUCache
 from .edit import check_batch
 
@@ -28,8 +30,6 @@ class FluencyReward:
         self.cache = LRUCache(cache_size)
 
     def _compute(self, texts):
-        from classifiers.reverse import encode_unconditional
-
         tok = self.lm.tok
         enc = [encode_unconditional(tok, t, self.max_tokens) for t in texts]
         scores = self.lm.target_logprobs(enc, adapter=False, batch_size=self.batch_size)

@@ -13,6 +13,9 @@ import logging
 import threading
 from pathlib import Path
 
+from classifiers.reverse import prompted_target_logprobs, target_logprobs
+from core.registry import load_causal_lm
+
 log = logging.getLogger(__name__)
 
 
@@ -53,8 +56,6 @@ class FrozenLM:
 
     def _load(self) -> None:
         import torch
-
-        from core.registry import load_causal_lm
 
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         log.info("loading the frozen LM %s on %s", self.name, device)
@@ -104,8 +105,6 @@ class FrozenLM:
         ``prompts``: a cache (``rewards.cache.LRUCache``) of prompt KV caches: each distinct prompt then
         runs once across calls (``classifiers.reverse.prompted_target_logprobs``); the cache must
         only ever see one adapter setting."""
-        from classifiers.reverse import prompted_target_logprobs, target_logprobs
-
         model = self.model
         pad = self._tok.pad_token_id
 

@@ -12,8 +12,10 @@ reverse ``Reply: R̂\\nPost: S``).
 
 from __future__ import annotations
 
+from classifiers.reverse import encode_conditional, FORWARD_LABELS, REVERSE_LABELS
+
 from .cache import LRUCache
-from .edit import check_batch
+from .edit import Scores, check_batch
 
 
 class MutualInformationReward:
@@ -42,8 +44,6 @@ class MutualInformationReward:
         self._fwd_prompts = LRUCache(64)
 
     def _forward(self, keys):
-        from classifiers.reverse import FORWARD_LABELS, encode_conditional
-
         tok = self.forward_lm.tok
         enc = [encode_conditional(tok, s, r, FORWARD_LABELS, self.max_seeker_tokens, self.max_response_tokens)
                for s, r in keys]
@@ -51,8 +51,6 @@ class MutualInformationReward:
                                                                   prompts=self._fwd_prompts)]
 
     def _reverse(self, keys):
-        from classifiers.reverse import REVERSE_LABELS, encode_conditional
-
         tok = self.reverse_lm.tok
         enc = [encode_conditional(tok, r, s, REVERSE_LABELS, *self.reverse_lengths) for s, r in keys]
         return [s / n for s, n in self.reverse_lm.target_logprobs(enc, adapter=True, batch_size=self.batch_size)]
@@ -64,8 +62,9 @@ class MutualInformationReward:
         rev = self._rev_cache.get_many(keys, self._reverse) if self.lambda_mi < 1 else [0.0] * len(keys)
         return fwd, rev
 
-    def __call__(self, seekers, originals, rewrites, edits=None) -> list[float]:
+    def __call__(self, seekers, originals, rewrites, edits=None) -> Scores:
+        """r_m = λ·forward + (1 - λ)·reverse; details: both terms."""
         check_batch(seekers, originals, rewrites, edits)
         fwd, rev = self.parts(seekers, rewrites)
         lam = self.lambda_mi
-        return [lam * f + (1 - lam) * r for f, r in zip(fwd, rev)]
+        return Scores((lam * f + (1 - lam) * r for f, r in zip(fwd, rev)), {"mi_forward": fwd, "mi_reverse": rev})

@@ -1,16 +1,8 @@
-"""The sentence guard's checks, and r_g: minus the number of new sentences the guard would reject.
+"""The sentence guard's checks, and what a "new sentence" of a rewrite is.
 
-``SentenceGuard`` is the rewrite-time guard of ``partner.guards`` (which documents the three failure
-kinds and applies it in rewriting); it is pure text, no model, so it lives here where the reward
-can use it too.
-
-r_g is not in the paper. The sentence guard turns a generated sentence that names death, suicide
-or self-harm, copies the seeker post, copies the response's other sentences or loops into *stop*
-when rewriting. RL without this term never sees that: the 90-step agent raised its training reward
-from +0.91 to +1.24 while its guard rejections on the test split rose from 177 to 266, so the
-extra reward went into sentences that rewriting throws away. With ``w_guard`` > 0 each such
-sentence costs ``w_guard`` in the reward. Off by default: with weight 2 for 80 steps the guarded gain
-rose, but the agent collapsed onto "I'm sorry to hear that" (docs/experiments.md, "guard penalty and guard retries").
+``SentenceGuard`` is the rewrite-time guard of ``partner.guards`` (which documents the failure
+kinds and applies it in rewriting); it is pure text, no model. ``new_sentence_indices`` and
+``words`` are shared with r_n (``rewards.novelty``), which counts new sentences the same way.
 
 A "new sentence" is one of the rewrite's sentences (``core.text.split_sentences``) that is
 not one of the original's (counted as a multiset, so an original sentence kept twice is not new).
@@ -27,13 +19,12 @@ from dataclasses import dataclass, field
 
 from core.text import ngrams, split_sentences
 
-from .edit import check_batch
 
 _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 
 # Words of death, suicide and self-harm. A rewriting agent must never bring them into a response on
 # its own: agents trained against the classifier asked "Have you tried to die?" and "Have you tried
-# cutting yourself?" of suicidal seekers (docs/experiments.md, "a post-specificity reward"). Asking about
+# cutting yourself?" of suicidal seekers (docs/experiments.md, the question collapse). Asking about
 # suicide is the supporter's call, under the platform's crisis protocol, not the rewriter's.
 RISK_TERMS = re.compile(
     r"\b(?:die|dies|died|dying|death|dead|kill|kills|killing|killed|suicide|suicidal|overdos(?:e|ed|ing)|"
@@ -43,10 +34,10 @@ RISK_TERMS = re.compile(
 
 
 # Topics a rewriting agent must never bring into a response on its own, like RISK_TERMS: sex, alcohol and
-# drugs, eating-disorder behaviours, weapons and pills, revenge. The post-fit agents asked "Have you tried
-# to starve yourself?" of a seeker whose mother told her to starve, "Have you tried to get a hooker?" and
-# sexual questions of suicidal seekers; the classifier scores them as explorations (docs/experiments.md,
-# "a hand audit", which also lists what this list rejects among every agent's test-split sentences).
+# drugs, eating-disorder behaviours, weapons and pills, revenge. Agents trained with the post-fit reward
+# asked "Have you tried to starve yourself?" of a seeker whose mother told her to starve, "Have you tried
+# to get a hooker?" and sexual questions of suicidal seekers; the classifier scores them as explorations (docs/experiments.md, the
+# hand audit, which also lists what this list rejects among every agent's test-split sentences).
 UNSAFE_TERMS = re.compile(
     r"\b(?:sex|sexual(?:ly)?|sexy|hookers?|prostitut\w*|escorts?|virgins?|virginity|porn\w*|penis|dick|nudes?|"
     r"hook(?:ing)? ?up|one[- ]night stand|"
@@ -168,28 +159,3 @@ class SentenceGuard:
         return cls(float(rewrite_cfg.max_seeker_copy), float(rewrite_cfg.max_repetition),
                    float(rewrite_cfg.max_response_copy), bool(getattr(rewrite_cfg, "block_risk_terms", True)),
                    bool(getattr(rewrite_cfg, "block_unsafe_topics", True)))
-
-
-class GuardPenalty:
-    """r_g for a batch: minus the number of new sentences of each rewrite that ``guard`` rejects."""
-
-    name = "guard"
-
-    def __init__(self, guard=None):
-        """``guard``: anything with ``reason(seeker, sentence, others) -> str | None`` (a
-        ``SentenceGuard``; its default thresholds when None)."""
-        self.guard = guard if guard is not None else SentenceGuard()
-
-    def reasons(self, seeker: str, original: str, rewrite: str) -> list[str]:
-        """Why each rejected new sentence of ``rewrite`` would be rejected (empty: none)."""
-        sents, new = new_sentence_indices(original, rewrite)
-        out = []
-        for i in new:
-            why = self.guard.reason(seeker, sents[i], sents[:i] + sents[i + 1:])
-            if why is not None:
-                out.append(why)
-        return out
-
-    def __call__(self, seekers, originals, rewrites, edits=None) -> list[float]:
-        check_batch(seekers, originals, rewrites, edits)
-        return [-float(len(self.reasons(s, o, r))) for s, o, r in zip(seekers, originals, rewrites)]

@@ -1,9 +1,8 @@
-"""The PARTNER reward: r = w_e·r_e + w_f·r_f + w_c·r_c + w_m·r_m (+ w_g·r_g), per sample (paper §5.5).
+"""The PARTNER reward: r = w_e·r_e + w_f·r_f + w_c·r_c + w_m·r_m (+ w_n·r_n + w_pref·r_pref), per sample (paper §5.5).
 
-r_g, the guard penalty (``rewards.sentence_guard``), r_n, the novelty penalty (``rewards.novelty``), r_x, the
-post-specificity reward (``rewards.context``), and r_p, the post-fit reward (``rewards.fit``), are ours,
-not the paper's: off unless ``w_guard`` / ``w_novelty`` / ``w_context`` / ``w_fit`` > 0. r_n, r_x and r_p
-remember recent episodes, so the stack has a ``state_dict`` for the RL trainer's checkpoints.
+r_n, the novelty penalty (``rewards.novelty``), and r_pref, the preference-model gain
+(``rewards.preference``), are ours, not the paper's: off unless ``w_novelty`` / ``w_preference`` > 0.
+It remembers recent episodes, so the stack has a ``state_dict`` for the RL trainer's checkpoints.
 
 ``RewardStack(cfg)(seekers, originals, rewrites, edits)`` returns a ``RewardOutput`` with the
 weighted total and every enabled component unweighted (plus the parts behind them: f_e before and
@@ -23,19 +22,30 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from classifiers.reverse import default_path
+
+from .coherence import CoherenceReward
 from .config import RewardConfig
 from .edit import check_batch
+from .empathy import EmpathyReward
+from .fluency import FluencyReward
+from .lm import FrozenLM
+from .mi import MutualInformationReward
+from .novelty import NoveltyPenalty
+from .trl import as_trl_reward
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("empathy", "fluency", "coherence", "mi", "guard", "novelty", "context", "fit")
+COMPONENTS = ("empathy", "fluency", "coherence", "mi", "guard", "novelty", "context", "fit", "preference")
 
 
 @dataclass
 class RewardOutput:
+    """What every reward function of the toolkit returns: one weighted total per sample, and the parts."""
+
     total: list[float]
-    components: dict[str, list[float]]          # enabled components, unweighted
-    weights: dict[str, float]
+    components: dict[str, list[float]] = field(default_factory=dict)  # enabled components, unweighted
+    weights: dict[str, float] = field(default_factory=dict)
     details: dict[str, list[float]] = field(default_factory=dict)  # empathy_before/after, mi_forward/reverse
 
     def __len__(self) -> int:
@@ -70,21 +80,17 @@ def _pick(explicit: str, run_dir: str | None, stage: str, shipped: str) -> str |
 class RewardStack:
     def __init__(self, cfg: RewardConfig | None = None, policy_backbone: str = "smollm2-135m",
                  reverse_backbone: str = "", run_dir: str | None = None, device: str | None = None,
-                 empathy_scorer=None, coherence_scorer=None, lms: dict | None = None, guard=None):
+                 empathy_scorer=None, coherence_scorer=None, lms: dict | None = None, preference_model=None):
         """
         cfg: weights and switches. policy_backbone: p→ and the default reference / reverse base.
         run_dir: where ``partner-train`` stages wrote their models (used when cfg leaves paths empty).
         empathy_scorer / coherence_scorer: ready objects (tests, callers that hold them already).
         lms: {name: rewards.lm.FrozenLM} to reuse already loaded LMs.
-        guard: the sentence guard behind r_g and r_p's copy checks (``rewards.sentence_guard.SentenceGuard``; its
-        defaults when None).
+        preference_model: a ready PreferenceModel (or anything with its ``score``) behind r_pref.
         """
-        from .lm import FrozenLM
-
         self.cfg = cfg = cfg or RewardConfig()
         self.weights = {"empathy": cfg.w_empathy, "fluency": cfg.w_fluency, "coherence": cfg.w_coherence,
-                        "mi": cfg.w_mi, "guard": cfg.w_guard, "novelty": cfg.w_novelty,
-                        "context": cfg.w_context, "fit": cfg.w_fit}
+                        "mi": cfg.w_mi, "novelty": cfg.w_novelty, "preference": cfg.w_preference}
         self.lms: dict = dict(lms or {})
 
         def lm(name: str):
@@ -93,31 +99,17 @@ class RewardStack:
             return self.lms[name]
 
         self.components: dict = {}
-        empathy = None
-        if cfg.w_empathy or cfg.w_context:
-            from .empathy import EmpathyReward
-
-            path = _pick(cfg.empathy_model, run_dir, "classifier", "")
-            empathy = EmpathyReward(empathy_scorer, cfg.empathy_mode, cfg.batch_size, path, device,
-                                    weights=cfg.empathy_weights)
         if cfg.w_empathy:
-            self.components["empathy"] = empathy
+            path = _pick(cfg.empathy_model, run_dir, "classifier", "")
+            self.components["empathy"] = EmpathyReward(empathy_scorer, cfg.empathy_mode, cfg.batch_size, path, device)
         if cfg.w_fluency:
-            from .fluency import FluencyReward
-
             self.components["fluency"] = FluencyReward(lm(cfg.reference_lm or policy_backbone),
                                                        cfg.max_response_tokens, cfg.batch_size)
         if cfg.w_coherence:
-            from .coherence import CoherenceReward
-
             path = _pick(cfg.coherence_model, run_dir, "coherence", "")
             self.components["coherence"] = CoherenceReward(coherence_scorer, path, device, cfg.coherence_empty,
                                                            max(cfg.batch_size, 64))
         if cfg.w_mi:
-            from classifiers.reverse import default_path
-
-            from .mi import MutualInformationReward
-
             forward = lm(policy_backbone)
             reverse = None
             if cfg.lambda_mi < 1:
@@ -125,31 +117,17 @@ class RewardStack:
                 reverse.attach_reverse(_pick(cfg.reverse_model, run_dir, "reverse", str(default_path())))
             self.components["mi"] = MutualInformationReward(forward, reverse, cfg.lambda_mi, cfg.max_seeker_tokens,
                                                             cfg.max_response_tokens, cfg.batch_size)
-        if cfg.w_guard:
-            from .sentence_guard import GuardPenalty
-
-            self.components["guard"] = GuardPenalty(guard)
         if cfg.w_novelty:
-            from .novelty import NoveltyPenalty
+            self.components["novelty"] = NoveltyPenalty(cfg.novelty_window)
+        if cfg.w_preference:
+            from .preference import PreferenceReward
 
-            self.components["novelty"] = NoveltyPenalty(cfg.novelty_window, cfg.novelty_words)
-        if cfg.w_context:
-            from .context import ContextReward
-
-            self.components["context"] = ContextReward(empathy)  # shares r_e's scorer and cache
-        if cfg.w_fit:
-            from .fit import PostFitReward
-
-            self.components["fit"] = PostFitReward(name=cfg.fit_embedder, device=device, guard=guard)
+            path = _pick(cfg.preference_model, run_dir, "preference", "")
+            self.components["preference"] = PreferenceReward(preference_model, path, device, max(cfg.batch_size, 32))
 
     @classmethod
     def from_config(cls, cfg, device: str | None = None, **kwargs) -> "RewardStack":
-        """From a whole PartnerConfig (duck-typed: .rewards, .policy.backbone, .reverse.backbone, .run_dir;
-        r_g and r_p use the thresholds of .rewrite, the guard rewriting applies)."""
-        if (cfg.rewards.w_guard or cfg.rewards.w_fit) and "guard" not in kwargs:
-            from .sentence_guard import SentenceGuard
-
-            kwargs["guard"] = SentenceGuard.from_config(cfg.rewrite)
+        """From a whole PartnerConfig (duck-typed: .rewards, .policy.backbone, .reverse.backbone, .run_dir)."""
         return cls(cfg.rewards, policy_backbone=cfg.policy.backbone, reverse_backbone=cfg.reverse.backbone,
                    run_dir=cfg.run_dir, device=device, **kwargs)
 
@@ -158,23 +136,10 @@ class RewardStack:
         n = len(seekers)
         comps: dict[str, list[float]] = {}
         details: dict[str, list[float]] = {}
-        for name, fn in self.components.items():
-            if name == "empathy":
-                before, after, change = fn.breakdown(seekers, originals, rewrites)
-                comps[name] = [a - b for a, b in zip(after, before)]
-                details["empathy_before"], details["empathy_after"] = before, after
-                details.update({f"empathy_{m}": delta for m, delta in change.items()})
-            elif name == "mi":
-                fwd, rev = fn.parts(seekers, rewrites)
-                lam = fn.lambda_mi
-                comps[name] = [lam * f + (1 - lam) * r for f, r in zip(fwd, rev)]
-                details["mi_forward"], details["mi_reverse"] = fwd, rev
-            elif name in ("context", "fit"):
-                own, other = fn.parts(seekers, originals, rewrites)
-                comps[name] = [a - b for a, b in zip(own, other)]
-                details[f"{name}_unrelated"] = other
-            else:
-                comps[name] = fn(seekers, originals, rewrites, edits)
+        for name, fn in self.components.items():  # one signature; a component's Scores may carry details
+            scores = fn(seekers, originals, rewrites, edits)
+            comps[name] = [float(x) for x in scores]
+            details.update(getattr(scores, "details", {}))
         total = [sum(self.weights[k] * comps[k][i] for k in comps) for i in range(n)]
         return RewardOutput(total, comps, {k: self.weights[k] for k in comps}, details)
 
@@ -190,7 +155,5 @@ class RewardStack:
     def trl_reward_funcs(self, **keys) -> tuple[list, list[float]]:
         """(reward_funcs, reward_weights) for TRL's GRPOTrainer: one function per enabled component,
         so TRL logs each one; pass the weights as GRPOConfig(reward_weights=...)."""
-        from .trl import as_trl_reward
-
         names = list(self.components)
         return [as_trl_reward(self.components[k], name=k, **keys) for k in names], [self.weights[k] for k in names]

@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections import Counter, defaultdict
-from math import comb
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from partner.ab.stats import sign_test  # noqa: E402  (the toolkit's one sign test)
 
 LABELS = "NGFMH"
-
-
-def sign_test(worse_a: int, worse_b: int) -> float:
-    """Two-sided exact sign test over the discordant items."""
-    n = worse_a + worse_b
-    if n == 0:
-        return 1.0
-    return min(1.0, 2 * sum(comb(n, k) for k in range(min(worse_a, worse_b) + 1)) / 2 ** n)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         both = [v for v in by_item.values() if a in v and b in v]
         wa = sum(v[a] in "MH" and v[b] not in "MH" for v in both)
         wb = sum(v[b] in "MH" and v[a] not in "MH" for v in both)
-        print(f"{a} worse on {wa}, {b} worse on {wb} of {len(both)} items; exact sign test p {sign_test(wa, wb):.4f}")
+        p = sign_test(wa, wb)
+        test = f"exact sign test p {p:.4f}" if not math.isnan(p) else "no discordant items, no sign test"
+        print(f"{a} worse on {wa}, {b} worse on {wb} of {len(both)} items; {test}")
     return 0
 
 

@@ -117,7 +117,7 @@ def test_export_is_blinded_and_complete(tmp_path):
     assert len(rows) == len(key["items"]) == manifest["n_items"] == 20
     assert {r["item_id"] for r in rows} == set(key["items"])
     assert manifest["seed"] == 13 and manifest["n_systems"] == 3 and len(manifest["input_sha256"]) == 2
-    assert [q["id"] for q in manifest["questions"]] == ["empathy", "fluency", "specificity"]
+    assert [q["id"] for q in manifest["questions"]] == ["empathy", "fluency", "specificity", "overall"]
     assert sum(v["is_attention_check"] for v in key["items"].values()) == 2
     # ids are opaque: not the input ids
     assert not any(r["item_id"] in {"s1", "s2", "s3", "s4", "s5", "s6"} for r in rows)
@@ -353,6 +353,7 @@ def test_wide_csv_and_json_ratings(tmp_path):
     assert out["results"][0]["wins"] == 6
 
 
+@pytest.mark.slow
 def test_cli_round_trip_and_errors(tmp_path):
     study = tmp_path / "study"
     run = subprocess.run([str(BIN / "partner-ab"), "export", *SYSTEMS, "--include-original", "--attention-checks", "2",

@@ -25,6 +25,14 @@ def test_counts_and_sign_test(tmp_path):
     assert "a worse on 0, b worse on 8 of 9 items; exact sign test p 0.0078" in out.stdout
 
 
+def test_no_discordant_items_means_no_test(tmp_path):
+    # The toolkit's one sign test (partner.ab.stats) is undefined, not p = 1, without a discordant item.
+    rows = [{"line": i, "agent": agent, "label": "G"} for i in range(3) for agent in ("a", "b")]
+    out = _run(tmp_path, rows)
+    assert out.returncode == 0, out.stderr
+    assert "a worse on 0, b worse on 0 of 3 items; no discordant items, no sign test" in out.stdout
+
+
 def test_bad_label_names_line_and_field(tmp_path):
     out = _run(tmp_path, [{"line": 1, "agent": "a", "label": "G"}, {"line": 1, "agent": "b", "label": "X"}])
     assert out.returncode != 0

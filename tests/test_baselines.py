@@ -6,6 +6,7 @@ import pytest
 from core.corpora import EpitomePair
 from core.text import split_sentences
 from partner import rewriters
+from partner.edits import apply_edits
 from partner.retrieval import RetrievalIndex, empathic_sentences
 
 
@@ -23,13 +24,13 @@ def test_template_inserts_one_sentence_with_an_honest_edit():
     end = rewriters.TemplateRewriter("I hear you.", at="end").rewrite(["s"], ["One. Two."])[0]
     assert end == ("One. Two. I hear you.", [{"action": "insert", "position": 2, "sentence": "I hear you."}])
     # The edits reproduce the rewrite from the original's sentences.
-    assert rewriters.apply_edits("One. Two.", end[1]) == end[0]
+    assert apply_edits("One. Two.", end[1]) == end[0]
     assert split_sentences(text) == ["That must be really hard for you.", "Just study harder.", "Or not."]
 
 
 def test_apply_edits_replace_and_delete():
     edits = [{"action": "replace", "position": 1, "sentence": "Two, kinder."}, {"action": "replace", "position": 0, "sentence": ""}]
-    assert rewriters.apply_edits("One. Two. Three.", edits) == "Two, kinder. Three."
+    assert apply_edits("One. Two. Three.", edits) == "Two, kinder. Three."
 
 
 @pytest.mark.parametrize("raw, want", [
@@ -95,7 +96,7 @@ def test_retrieval_inserts_the_nearest_sentence_not_already_there():
 def test_policy_methods_fail_clearly_without_a_policy(tmp_path):
     from partner.config import PartnerConfig
 
-    with pytest.raises(rewriters.MethodUnavailable, match="not available yet"):
+    with pytest.raises(rewriters.MethodUnavailable, match="no trained policy"):
         rewriters.build_rewriter("warmstart", PartnerConfig(), model=str(tmp_path / "no-policy"))
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent
-COMMANDS = ["partner-train", "partner-rewrite", "partner-score", "partner-eval", "partner-ab"]
+COMMANDS = ["partner-train", "partner-rewrite", "partner-score", "partner-eval", "partner-ab", "partner-serve"]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS)
@@ -21,7 +21,7 @@ def test_config_errors_are_one_clear_line(tmp_path):
 
 
 @pytest.mark.parametrize("argv, has, lacks", [
-    (["warmstart", "--help"], ["warmstart.lr = 0.0002  learning rate", "policy.top_p = 0.92", "run_dir = "],
+    (["warmstart", "--help"], ["warmstart.lr = 0.0003  learning rate", "policy.top_p = 0.92", "run_dir = "],
      ["rl.steps", "classifier.epochs"]),
     (["--stage", "rl", "-h"], ["rl.method = 'rloo'", "reinforce", "rewards.w_empathy = 1.0", "rl.lr = 0.0001"],
      ["warmstart.epochs"]),

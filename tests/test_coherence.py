@@ -35,6 +35,7 @@ def test_pair_caps_keep_the_balance():
     assert len(capped) == 6 and sum(p.label for p in capped) == 3
 
 
+@pytest.mark.slow
 def test_train_save_load_roundtrip_is_order_free(tmp_path):
     from classifiers.coherence import CoherenceScorer, train
     from classifiers.config import CoherenceConfig

@@ -11,7 +11,7 @@ def test_default_and_paper_configs_load():
     assert p.policy.backbone == "microsoft/DialoGPT-medium" and p.classifier.backbone == "roberta-base"
     assert (p.policy.window, p.policy.top_p) == (2, 0.92)
     assert (p.rewards.w_empathy, p.rewards.w_fluency, p.rewards.w_coherence, p.rewards.w_mi) == (1, 10, 0.1, 0.1)
-    assert p.rewards.lambda_mi == 0.5 and p.rewards.w_guard == 0.0  # the guard penalty is ours, not the paper's
+    assert p.rewards.lambda_mi == 0.5 and p.rewards.w_novelty == 0.0  # the novelty penalty is ours, not the paper's
     assert (p.rl.batch_size, p.rl.lr, p.rl.steps, p.rl.baseline_window) == (16, 1e-5, 20000, 100)
 
 

@@ -49,9 +49,11 @@ def _oracle(wrong_ip_level1: bool):
     return predict
 
 
+@pytest.mark.slow
 def test_cv_pools_every_pair_once_and_reports_per_level_f1(data_dir):
     models = [(f"f{i}", _scorer(folds=3, fold=i)) for i in range(3)]
-    report = cross_validation.run_cv(models, data_dir, predict=_oracle(wrong_ip_level1=True))
+    report = cross_validation.run_cv(models, data_dir, predict=_oracle(wrong_ip_level1=True),
+                                   micromodels=False)  # its own test: test_micromodels.py
     pairs, _ = corpora.load_epitome(data_dir)
     assert report["test_pairs"] == len(pairs) and report["folds_present"] == [0, 1, 2]
     name = next(k for k in report["rows"] if k.endswith("pooled over folds") and "EPITOME" in k)
@@ -72,19 +74,20 @@ def test_cv_pools_every_pair_once_and_reports_per_level_f1(data_dir):
     assert "3-fold grouped cross-validation" in md and "| 2 | f2 |" in md
 
 
+@pytest.mark.slow
 def test_cv_refuses_mixed_recipes_and_duplicate_folds(data_dir, caplog):
     with pytest.raises(ValueError, match="both trained with fold 1"):
         cross_validation.run_cv([("a", _scorer(folds=3, fold=1)), ("b", _scorer(folds=3, fold=1, seed=7))], data_dir,
-                             predict=_oracle(False))
+                             predict=_oracle(False), micromodels=False)
     with pytest.raises(ValueError, match="more than the seed and the fold"):
-        cross_validation.run_cv([("a", _scorer(folds=3, fold=0)), ("b", _scorer(folds=3, fold=1, context_margin=0.5))],
-                             data_dir, predict=_oracle(False))
+        cross_validation.run_cv([("a", _scorer(folds=3, fold=0)), ("b", _scorer(folds=3, fold=1, context_margin=0.0))],
+                             data_dir, predict=_oracle(False), micromodels=False)
     with pytest.raises(ValueError, match="different numbers of folds"):
         cross_validation.run_cv([("a", _scorer(folds=3, fold=0)), ("b", _scorer(folds=4, fold=1))], data_dir,
-                             predict=_oracle(False))
+                             predict=_oracle(False), micromodels=False)
     # the fixed split counts as fold 9 of 10; a missing fold is reported, not hidden
     report = cross_validation.run_cv([("fixed", _scorer()), ("f0", _scorer(folds=10, fold=0))], data_dir,
-                                  predict=_oracle(False))
+                                  predict=_oracle(False), micromodels=False)
     assert report["folds_present"] == [0, 9] and report["folds"] == 10
     assert "folds [1, 2, 3, 4, 5, 6, 7, 8] of 10 have no model" in caplog.text
 

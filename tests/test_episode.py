@@ -4,34 +4,10 @@ import torch
 from partner import edits as E
 from partner.config import PolicyConfig
 from partner.episode import rewrite_one_batch, run_episodes
-from partner.policy import ActionBatch
+
+from conftest import STOP, ScriptedPolicy
 
 
-class ScriptedPolicy:
-    """Plays a fixed list of (position class, sentence) per response; records the windows it saw."""
-
-    def __init__(self, scripts, k=2):
-        self.k = k
-        self.cfg = PolicyConfig(window=k, max_edits=2)
-        self.scripts = {i: list(s) for i, s in enumerate(scripts)}
-        self.seen = {i: [] for i in range(len(scripts))}
-        self.calls = 0
-
-    def act(self, seekers, windows, **kwargs):
-        self.calls += 1
-        pos, sents = [], []
-        for s, w in zip(seekers, windows):
-            i = int(s)
-            self.seen[i].append(list(w))
-            p, text = self.scripts[i].pop(0)
-            pos.append(p)
-            sents.append(text)
-        n = len(pos)
-        return ActionBatch(torch.tensor(pos), sents, [torch.tensor([1, 2])] * n, torch.full((n,), -0.5),
-                           torch.full((n,), -3.0))
-
-
-STOP = E.stop_class(2)
 
 
 def test_windows_advance_past_edits_and_max_edits_stops():
@@ -72,6 +48,7 @@ def test_edit_infos():
     assert (info.candidate, info.window, info.replaced, info.action) == ("Better.", ["Hi.", "Bad one."], 1, "replace")
 
 
+@pytest.mark.slow
 def test_rewrite_with_the_tiny_gpt2_policy():
     from partner.policy import PartnerPolicy
 

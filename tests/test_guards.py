@@ -6,7 +6,7 @@ from partner import edits as E
 from partner.episode import run_episodes
 from partner.guards import SentenceGuard, seeker_copy, self_repetition, words
 
-from test_episode import STOP, ScriptedPolicy
+from conftest import STOP, ScriptedPolicy
 
 SEEKER = "Suicide. I feel like it's closer to happening. Nobody would notice."
 
@@ -149,7 +149,7 @@ def test_eval_reports_how_varied_the_written_sentences_are():
 
 
 def test_replay_gives_each_sentence_the_response_it_went_into():
-    from partner.guards import replay
+    from partner.edits import written_sentences as replay
 
     got = list(replay("A one. B two.", [{"action": "insert", "position": 1, "sentence": "New."},
                                          {"action": "replace", "position": 0, "sentence": "A1."},
@@ -169,63 +169,12 @@ def test_a_sentence_that_duplicates_the_response_is_rejected_but_a_rewording_of_
     assert not SentenceGuard(max_response_copy=0).duplicates([response], "I feel the same way.")
 
 
-# ---------------------------------------------------------------------------------------------
-# the RL guard penalty (rewards.sentence_guard): what rewriting would reject costs reward in training
-
-
 def test_guard_reason_counts_nothing_and_check_counts():
     g = SentenceGuard()
     assert g.reason(SEEKER, "I feel like it's closer to happening.") == "seeker_copy"
     assert g.rejected == {}
     g.check(SEEKER, "I feel like it's closer to happening.")
     assert g.rejected == {"seeker_copy": 1}
-
-
-def test_guard_penalty_counts_rejected_new_sentences_only():
-    from rewards.sentence_guard import GuardPenalty
-
-    pen = GuardPenalty(SentenceGuard())
-    original = "I'm sorry to hear that. Have you talked to anyone?"
-    rewrites = [
-        original,                                                    # unchanged: nothing new
-        "That sounds really frightening. " + original,               # a good insert
-        "I feel like it's closer to happening. " + original,         # seeker copy
-        original + " I'm sorry to hear that.",                       # response copy
-        "I'm sorry, I'm sorry, I'm sorry, I'm sorry. I feel like it's closer to happening. " + original,  # two
-        "",                                                          # everything deleted: nothing new
-    ]
-    n = len(rewrites)
-    assert pen([SEEKER] * n, [original] * n, rewrites) == [0.0, 0.0, -1.0, -1.0, -2.0, 0.0]
-    assert pen.reasons(SEEKER, original, rewrites[4]) == ["repetition", "seeker_copy"]
-    # a sentence the original already had twice is not new, so not a copy
-    twice = "I'm sorry to hear that. I'm sorry to hear that."
-    assert pen([SEEKER], [twice], [twice]) == [0.0]
-    # a replaced sentence is gone, so rewording it is no copy of it
-    assert pen([SEEKER], ["I'm sorry to hear that you are sad."],
-               ["I'm so sorry to hear that you are sad and alone."]) == [0.0]
-    assert pen.guard.rejected == {}
-
-
-def test_guard_penalty_thresholds_come_from_the_rewrite_config_and_weight_zero_is_off():
-    from types import SimpleNamespace
-
-    from partner.config import PartnerConfig
-    from rewards.config import RewardConfig
-    from rewards.stack import RewardStack
-
-    assert RewardConfig().w_guard == 0.0  # not in the paper: off unless a config asks for it
-    cfg = PartnerConfig()
-    cfg.rewards = RewardConfig(w_empathy=0, w_fluency=0, w_coherence=0, w_mi=0, w_guard=2.0)
-    cfg.rewrite.max_seeker_copy = 0.0  # the seeker-copy check off, in rewriting and so in training
-    stack = RewardStack.from_config(cfg)
-    assert set(stack.components) == {"guard"}
-    out = stack([SEEKER] * 2, ["Hi."] * 2, ["I feel like it's closer to happening. Hi.", "Hi. Hi there you."])
-    assert out.total == [0.0, 0.0]
-    cfg.rewrite.max_seeker_copy = 0.5
-    out = RewardStack.from_config(cfg)([SEEKER], ["Hi."], ["I feel like it's closer to happening. Hi."])
-    assert out.total == [-2.0] and out.components["guard"] == [-1.0]
-    cfg.rewards.w_guard = 0.0
-    assert "guard" not in RewardStack.from_config(cfg, guard=SimpleNamespace()).components
 
 
 @pytest.mark.parametrize("sentence", ["Have you tried to die?", "Have you tried cutting yourself?",
@@ -250,15 +199,14 @@ def test_ordinary_supportive_sentences_pass_the_risk_check(sentence):
     assert risk_terms(sentence) == [] and SentenceGuard().reason(SEEKER, sentence, []) is None
 
 
-def test_the_risk_guard_reaches_rewriting_config_the_reward_and_the_eval_report():
+def test_the_risk_guard_reaches_rewriting_config_and_the_eval_report():
     from partner.config import RewriteConfig
     from partner.evaluation.rewrites import degenerate_edits
-    from rewards.sentence_guard import GuardPenalty, SentenceGuard
+    from rewards.sentence_guard import SentenceGuard
 
     assert SentenceGuard.from_config(RewriteConfig()).block_risk
     assert not SentenceGuard.from_config(RewriteConfig(block_risk_terms=False)).block_risk
     orig = "Hang in there."
-    assert GuardPenalty()([SEEKER], [orig], [f"Have you tried to die? {orig}"]) == [-1.0]
     out = degenerate_edits([SEEKER] * 2, [orig] * 2,
                            [[{"action": "insert", "position": 0, "sentence": "Have you tried to die?"}],
                             [{"action": "insert", "position": 0, "sentence": "That sounds hard."}]])

@@ -70,6 +70,7 @@ def test_in_the_stack_weighted_off_by_default_and_checkpointed(tmp_path):
     assert RewardStack.from_config(cfg).state_dict() == {}
 
 
+@pytest.mark.slow
 def test_reranking_leaves_the_novelty_penalty_out():
     from partner.config import PartnerConfig
     from partner.rewriters import build_rewriter
@@ -81,16 +82,3 @@ def test_reranking_leaves_the_novelty_penalty_out():
     assert "novelty" not in rw.reward_fn.components
 
 
-def test_novelty_words_count_one_opening_with_new_endings_as_one_sentence():
-    assert sentence_key("Have you tried talking to her?", 2) == "have you"
-    assert sentence_key("Hugs.", 2) == "hugs"                       # shorter than k: the whole sentence
-    rewrites = [f"Have you tried yoga? {ORIG}", f"Have you talked to them? {ORIG}", f"{SORRY} {ORIG}", ORIG]
-    assert NoveltyPenalty(window=8)([SEEKER] * 4, [ORIG] * 4, rewrites) == [-0.25, -0.25, -0.25, 0.0]
-    pen = NoveltyPenalty(window=8, words=2)
-    assert pen([SEEKER] * 4, [ORIG] * 4, rewrites) == [-0.5, -0.5, -0.25, 0.0]
-    assert pen.share("Have you eaten today?") == pytest.approx(2 / 4)
-    with pytest.raises(ValueError, match="words"):
-        NoveltyPenalty(words=-1)
-    # a checkpoint kept under one k cannot silently resume under another
-    with pytest.raises(ValueError, match="novelty_words"):
-        NoveltyPenalty(window=8).load_state_dict(pen.state_dict())

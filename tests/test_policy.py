@@ -35,6 +35,7 @@ def _check_logps_match(pol, acts):
     assert lp_pos.requires_grad and lp_sent.requires_grad
 
 
+@pytest.mark.slow
 def test_sampled_logps_equal_a_separate_forward_pass(policy):
     g = torch.Generator().manual_seed(1)
     # force one of each kind, including a replace and a stop, on windows of different lengths
@@ -49,6 +50,7 @@ def test_sampled_logps_equal_a_separate_forward_pass(policy):
     _check_logps_match(policy, acts)
 
 
+@pytest.mark.slow
 def test_greedy_is_argmax_and_deterministic(policy):
     a = policy.act(SEEKERS, WINDOWS, sample=False)
     b = policy.act(SEEKERS, WINDOWS, sample=False)
@@ -57,6 +59,7 @@ def test_greedy_is_argmax_and_deterministic(policy):
     _check_logps_match(policy, a)
 
 
+@pytest.mark.slow
 def test_sampling_is_reproducible_with_a_generator(policy):
     a = policy.act(SEEKERS, WINDOWS, generator=torch.Generator().manual_seed(7))
     b = policy.act(SEEKERS, WINDOWS, generator=torch.Generator().manual_seed(7))
@@ -141,6 +144,7 @@ def test_save_and_load_roundtrip(policy, tmp_path):
     assert not any(p.requires_grad for p in loaded.model.parameters())
 
 
+@pytest.mark.slow
 def test_a_gradient_step_on_logp_raises_it(policy):
     """The sign check RL depends on: ascending log p of an action makes it more likely."""
     import copy

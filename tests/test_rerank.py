@@ -1,8 +1,8 @@
 """Reward-ranked decoding (partner/rerank.py): selection, and the policy rewriter that uses it."""
 
 import pytest
-from test_rewrite import ODD, tiny_policy  # noqa: F401  (fixture)
 
+from conftest import ODD
 from partner import rerank
 from partner.rerank import Candidate
 
@@ -77,6 +77,7 @@ SEEKERS = ["I feel alone.", "Work is crushing me.", "I failed my exam."]
 RESPONSES = ["One. Two. Three.", "Take a break.", ""]
 
 
+@pytest.mark.slow
 def test_ranked_rewrites_keep_the_candidate_the_reward_prefers(tiny_policy):  # noqa: F811
     reward = CountingReward(lambda t: len(t))  # longest text wins
     rw = _policy_rewriter(tiny_policy, 4, reward)
@@ -87,13 +88,14 @@ def test_ranked_rewrites_keep_the_candidate_the_reward_prefers(tiny_policy):  # 
         assert original in mine and len(mine) >= 2  # the original and at least one policy episode
         assert text == max(mine, key=len)
         for e in edits:
-            assert set(e) == {"action", "position", "sentence"}
+            assert set(e) == {"action", "position", "sentence", "source"} and e["source"] in ("greedy", "sampled")
     assert sum(rw.chosen.values()) == 3
     # deterministic for a seed
     again = _policy_rewriter(tiny_policy, 4, CountingReward(lambda t: len(t))).rewrite(SEEKERS, RESPONSES, seed=3)
     assert again == out
 
 
+@pytest.mark.slow
 def test_keep_original_leaves_inputs_alone_when_no_edit_beats_them(tiny_policy):  # noqa: F811
     # a reward that punishes any change: the original (no edits) must win everywhere
     originals = set(RESPONSES)
@@ -109,6 +111,7 @@ def test_keep_original_leaves_inputs_alone_when_no_edit_beats_them(tiny_policy):
     assert rerank.ORIGINAL not in rw.chosen and sum(rw.chosen.values()) == 3
 
 
+@pytest.mark.slow
 def test_ranked_decoding_handles_odd_inputs(tiny_policy):  # noqa: F811
     rw = _policy_rewriter(tiny_policy, 2, CountingReward(lambda t: -len(t)))
     out = rw.rewrite([o["seeker_post"] for o in ODD], [o["response_post"] for o in ODD], seed=1)
@@ -125,6 +128,70 @@ def test_ranked_decoding_needs_a_reward_and_a_sane_count(tiny_policy):  # noqa: 
 
     with pytest.raises(ValueError, match="guard_retries must be 0 or more"):
         PolicyRewriter("partner", tiny_policy, PolicyConfig(backbone="tiny-gpt2"), guard_retries=-1)
+
+
+class FakePreference:
+    """score = number of 'kind' words minus number of 'bad' words (a stand-in PreferenceModel)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def score(self, seekers, replies, batch_size=32):
+        self.calls += 1
+        return [r.lower().count("kind") - r.lower().count("bad") for r in replies]
+
+
+def test_preference_reward_is_the_score_gain_over_the_original():
+    from rewards.preference import PreferenceReward
+
+    fake = FakePreference()
+    r = PreferenceReward(fake)
+    assert r(["s", "s"], ["kind.", "plain."], ["kind. kind.", "bad plain."]) == [1, -1]
+    assert r(["s"], ["kind."], ["kind. kind."]) == [1] and fake.calls == 1  # cached
+    with pytest.raises(ValueError):
+        r(["s"], ["a", "b"], ["c"])
+
+
+def test_pool_candidates_are_ranked_by_preference_and_tagged(tiny_policy):  # noqa: F811
+    from partner.config import PolicyConfig
+    from partner.rewriters import PolicyRewriter, insert_sentence
+    from rewards.preference import PreferenceReward
+
+    def retrieved(seekers, responses):
+        return [[insert_sentence(r, "A kind word."), insert_sentence(r, "A bad word.")] for r in responses]
+
+    cfg = PolicyConfig(backbone="tiny-gpt2", max_sentence_tokens=6, max_context_tokens=32)
+    rw = PolicyRewriter("partner", tiny_policy, cfg, candidates=2, reward_fn=PreferenceReward(FakePreference()),
+                        pool=[(rerank.RETRIEVAL, retrieved)], rank_by="preference")
+    out = rw.rewrite(SEEKERS, RESPONSES, seed=0)
+    for (text, edits), r in zip(out, RESPONSES):
+        assert text == insert_sentence(r, "A kind word.")[0]  # the tiny policy writes no 'kind'
+        assert edits == [{"action": "insert", "position": 0, "sentence": "A kind word.", "source": "retrieval"}]
+    assert rw.chosen == {rerank.RETRIEVAL: 3} and "retrieval candidates" in rw.describe()
+    # nothing beats the original: it is kept
+    rw = PolicyRewriter("partner", tiny_policy, cfg, candidates=2, reward_fn=PreferenceReward(FakePreference()),
+                        pool=[(rerank.RETRIEVAL, lambda s, r: [[insert_sentence(x, "A bad word.")] for x in r])],
+                        rank_by="preference")
+    originals = [r for r in RESPONSES]
+    kept = rw.rewrite(SEEKERS, [o + " kind" for o in originals], seed=0)
+    assert all(edits == [] or "bad" not in text.lower() for text, edits in kept)
+
+
+def test_preference_guard_reverts_edits_scored_below_the_original(tiny_policy):  # noqa: F811
+    from partner.config import PolicyConfig
+    from partner.rewriters import PolicyRewriter
+    from rewards.preference import PreferenceReward
+
+    class Lower:  # every change scores below the original
+        def score(self, seekers, replies, batch_size=32):
+            return [0.0 if r in RESPONSES else -1.0 for r in replies]
+
+    cfg = PolicyConfig(backbone="tiny-gpt2", max_sentence_tokens=6, max_context_tokens=32)
+    plain = PolicyRewriter("partner", tiny_policy, cfg).rewrite(SEEKERS, RESPONSES, seed=0)
+    rw = PolicyRewriter("partner", tiny_policy, cfg, preference_guard=PreferenceReward(Lower()))
+    out = rw.rewrite(SEEKERS, RESPONSES, seed=0)
+    assert out == [(r, []) for r in RESPONSES]
+    assert rw.reverted == sum(t != r for (t, _), r in zip(plain, RESPONSES))
 
 
 @pytest.mark.slow
@@ -144,3 +211,41 @@ def test_shipped_agent_with_the_real_reward_stack(tmp_path):
     for (text, edits), original in zip(out, responses):
         assert (text == original) == (not edits)
     assert "best of 2" in rw.describe()
+
+
+def test_recorded_pool_is_ranked_again_without_generating(tiny_policy, tmp_path):  # noqa: F811
+    import json
+
+    from partner.config import PolicyConfig
+    from partner.rewrite_jsonl import rewrite_records
+    from partner.rewriters import PolicyRewriter, RecordedPoolRewriter, insert_sentence
+    from rewards.preference import PreferenceReward
+
+    def retrieved(seekers, responses):
+        return [[insert_sentence(r, "A kind word."), insert_sentence(r, "A bad word.")] for r in responses]
+
+    cfg = PolicyConfig(backbone="tiny-gpt2", max_sentence_tokens=6, max_context_tokens=32)
+    rw = PolicyRewriter("partner", tiny_policy, cfg, candidates=2, reward_fn=PreferenceReward(FakePreference()),
+                        pool=[(rerank.RETRIEVAL, retrieved)], rank_by="preference")
+    rw.record_candidates = True
+    recs = rewrite_records([{"seeker_post": s, "response_post": r} for s, r in zip(SEEKERS, RESPONSES)], rw, seed=0)
+    assert all({c["source"] for c in rec["candidates"]} >= {"greedy", "sampled", "retrieval"} for rec in recs)
+    path = tmp_path / "pool.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    # the same ranking from the record gives the same rewrites
+    again = RecordedPoolRewriter("partner", str(path), PreferenceReward(FakePreference()), {"greedy", "sampled",
+                                                                                              "retrieval"})
+    assert again.rewrite(SEEKERS, RESPONSES) == [(r["rewritten_response"], r["edits"]) for r in recs]
+    # only the policy's greedy candidate, no original: the greedy episode itself
+    greedy = RecordedPoolRewriter("partner", str(path), PreferenceReward(FakePreference()), {"greedy"},
+                                  keep_original=False)
+    want = [next(c for c in r["candidates"] if c["source"] == "greedy")["text"] for r in recs]
+    assert [t for t, _ in greedy.rewrite(SEEKERS, RESPONSES)] == want
+    with pytest.raises(KeyError):
+        again.rewrite(["unknown post"], ["x"])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({k: v for k, v in recs[0].items() if k != "candidates"}) + "\n")
+    from core.jsonio import DataError
+
+    with pytest.raises(DataError, match="record_candidates"):
+        RecordedPoolRewriter("partner", str(bad), None, {"greedy"})

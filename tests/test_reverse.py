@@ -41,6 +41,7 @@ def test_target_logprobs_mask_padding(tiny):
     assert both[0][0] == pytest.approx(alone[0][0], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_training_lowers_perplexity_and_loads_as_reverse_adapter(tmp_path):
     from classifiers.config import ReverseConfig
     from classifiers.reverse import train

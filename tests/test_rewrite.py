@@ -1,6 +1,5 @@
 """partner-rewrite end to end: output format, scoring, bad lines, odd inputs, resume, determinism."""
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,55 +8,13 @@ import pytest
 
 from partner import rewrite_jsonl as rw
 from partner import rewriters
+from partner.edits import apply_edits
 from partner.cli import rewrite as cli
+
+from conftest import LONG, ODD, FakeScorer, read_jsonl, write_jsonl
 
 BIN = Path(sys.executable).parent
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "low-empathy.jsonl"
-
-LONG = " ".join(["I have been feeling really low for weeks and nothing seems to help at all."] * 400)
-ODD = [
-    {"id": "empty", "seeker_post": "I feel awful.", "response_post": ""},
-    {"id": "blank-seeker", "seeker_post": "", "response_post": "Hang in there."},
-    {"id": "long", "seeker_post": LONG, "response_post": LONG},
-    {"id": "emoji", "seeker_post": "lost my job today 😭😭💔", "response_post": "oof 😬 that sucks 🙏"},
-    {"id": "zh", "seeker_post": "我最近压力很大，睡不着。", "response_post": "多运动就好了。"},
-    {"id": "ar", "seeker_post": "أشعر بالوحدة طوال الوقت", "response_post": "تحدث مع أحد"},
-    {"id": "fr", "seeker_post": "Je me sens tellement seul.", "response_post": "Sors plus souvent !"},
-]
-
-
-class FakeResult:
-    def __init__(self, text):
-        low = text.lower()
-        self.levels = {"ER": int("sorry" in low or "hard" in low), "IP": int("understand" in low), "EX": int("?" in text)}
-        self.total = sum(self.levels.values())
-
-    def to_json(self):
-        return {**self.levels, "total": self.total}
-
-
-class FakeScorer:
-    """A lexicon 'classifier' with EmpathyScorer.score's signature; records its calls."""
-
-    path = "fake"
-
-    def __init__(self):
-        self.calls = []
-
-    def score(self, seekers, responses, batch_size=32, rationales=True, progress=False):
-        assert len(seekers) == len(responses)
-        self.calls.append(len(responses))
-        return [FakeResult(r) for r in responses]
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in rows),
-                    encoding="utf-8")
-
-
-def read_jsonl(path):
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-
 
 def test_console_script_identity_keeps_fields_and_order(tmp_path):
     out = tmp_path / "out.jsonl"
@@ -193,11 +150,12 @@ def test_resume_refuses_an_output_of_another_input(tmp_path):
         rw.rewrite_file(inp, out, rewriters.IdentityRewriter(), None)
 
 
+@pytest.mark.slow
 def test_unavailable_method_or_scorer_is_one_clear_line(tmp_path):
     proc = subprocess.run([str(BIN / "partner-rewrite"), str(EXAMPLES), "-o", str(tmp_path / "o.jsonl"),
                            "--method", "warmstart", "--model", str(tmp_path / "none"), "--scorer", "none"],
                           capture_output=True, text=True)
-    assert proc.returncode == 2 and "not available yet" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "no trained policy" in proc.stderr and "Traceback" not in proc.stderr
     proc = subprocess.run([str(BIN / "partner-rewrite"), str(EXAMPLES), "-o", str(tmp_path / "o.jsonl"),
                            "--method", "identity", "--scorer", str(tmp_path / "no-classifier")],
                           capture_output=True, text=True)
@@ -211,6 +169,7 @@ def tiny_zeroshot():
     return rewriters.ZeroShotRewriter("tiny-gpt2", decoding="sample", max_new_tokens=8, max_input_tokens=64)
 
 
+@pytest.mark.slow
 def test_zeroshot_seed_makes_sampling_deterministic(tmp_path, tiny_zeroshot):
     inp = tmp_path / "in.jsonl"
     write_jsonl(inp, [{"id": str(i), "seeker_post": f"I feel bad about thing {i}.", "response_post": "Cheer up."}
@@ -222,7 +181,7 @@ def test_zeroshot_seed_makes_sampling_deterministic(tmp_path, tiny_zeroshot):
     assert runs["a"] == runs["b"]
     assert runs["a"] != runs["c"]
     for g in read_jsonl(tmp_path / "a.jsonl"):
-        assert rewriters.apply_edits(g["response_post"], g["edits"]) == g["rewritten_response"]
+        assert apply_edits(g["response_post"], g["edits"]) == g["rewritten_response"]
         assert all(e["action"] == "insert" for e in g["edits"])
 
 
@@ -241,22 +200,11 @@ def test_default_output_name():
     assert cli.default_output("x.txt") == Path("x.txt.rewritten.jsonl")
 
 
-@pytest.fixture(scope="module")
-def tiny_policy(tmp_path_factory):
-    """A saved (untrained) LoRA policy on the random 2-layer GPT-2: the real load/episode path."""
-    from partner.config import PolicyConfig
-    from partner.policy import PartnerPolicy
-
-    cfg = PolicyConfig(backbone="tiny-gpt2", max_sentence_tokens=6, max_context_tokens=32)
-    path = tmp_path_factory.mktemp("policy") / "pol"
-    PartnerPolicy.from_backbone("tiny-gpt2", cfg, finetune="lora", seed=0).save_pretrained(path)
-    return path
-
-
 POLICY_SETS = ["--set", "policy.backbone=tiny-gpt2", "--set", "policy.max_sentence_tokens=6",
                "--set", "policy.max_context_tokens=32", "--set", "rewrite.candidates=1"]
 
 
+@pytest.mark.slow
 def test_policy_methods_through_the_cli(tmp_path, tiny_policy, monkeypatch):
     scorer = FakeScorer()
     monkeypatch.setattr(rw, "load_scorer", lambda spec="", device=None: scorer)
@@ -271,7 +219,7 @@ def test_policy_methods_through_the_cli(tmp_path, tiny_policy, monkeypatch):
     assert [g["method"] for g in got] == ["partner"] * 3 and any(g["edits"] for g in got)
     for g in got:
         # the text outside the edited sentences is the original's, newlines and ':' included
-        assert rewriters.apply_edits(g["response_post"], g["edits"]) == g["rewritten_response"]
+        assert apply_edits(g["response_post"], g["edits"]) == g["rewritten_response"]
         if not any(e["action"] == "replace" for e in g["edits"]):
             assert g["rewritten_response"].count("\n") == g["response_post"].count("\n")
         assert set(g["empathy"]) == {"before", "after"}

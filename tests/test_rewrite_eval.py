@@ -12,7 +12,7 @@ from partner import rewrite_jsonl as rw
 from partner import rewriters
 from partner.evaluation import rewrites as ev
 
-from test_rewrite import FakeScorer, write_jsonl
+from conftest import FakeScorer, write_jsonl
 
 BIN = Path(sys.executable).parent
 

@@ -8,27 +8,11 @@ import pytest
 import torch
 
 from partner import edits as E
-from partner.config import PolicyConfig, RLConfig
-from partner.rl_trainer import RewardResult, RLTrainer, RunningBaseline, _episode_logp, advantages, pg_loss
+from partner.config import RLConfig
+from partner.rl_trainer import RLTrainer, RunningBaseline, _episode_logp, advantages, pg_loss
+from rewards.stack import RewardOutput
 
-PROMPTS = [("I failed my exam and feel stupid.", "Study harder. It happens."),
-           ("My dog died yesterday.", "Get another dog."),
-           ("I can't sleep at night.", "Try melatonin."),
-           ("Nobody talks to me at school.", "Join a club.")]
-
-
-def tiny_policy(seed=0):
-    from partner.policy import PartnerPolicy
-
-    policy = PartnerPolicy.from_backbone("tiny-gpt2", PolicyConfig(max_sentence_tokens=6, max_edits=1),
-                                         finetune="lora", device="cpu", seed=seed)
-    return policy.eval()
-
-
-def stop_reward(seekers, originals, rewrites, edits):
-    """1 for leaving the response alone, 0 for any edit: a policy can learn this from the head alone."""
-    return RewardResult([1.0 if r == o else 0.0 for r, o in zip(rewrites, originals)],
-                        {"unchanged": [float(r == o) for r, o in zip(rewrites, originals)]})
+from helpers.rl_fakes import PROMPTS, stop_reward, tiny_policy  # noqa: E402
 
 
 def test_rloo_is_leave_one_out():
@@ -46,6 +30,7 @@ def test_reinforce_uses_the_running_mean_before_this_batch():
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
+@pytest.mark.slow
 def test_update_moves_log_prob_of_sampled_action_with_the_advantage(sign):
     from partner.episode import run_episodes
 
@@ -67,6 +52,7 @@ def test_update_moves_log_prob_of_sampled_action_with_the_advantage(sign):
     assert ((after - before) * sign > 0).all()
 
 
+@pytest.mark.slow
 def test_training_raises_the_reward_of_a_learnable_task(tmp_path):
     policy = tiny_policy()
     cfg = RLConfig(method="rloo", steps=12, batch_size=4, samples_per_state=4, lr=3e-3, save_every=100,
@@ -79,10 +65,11 @@ def test_training_raises_the_reward_of_a_learnable_task(tmp_path):
     assert (tmp_path / "tensorboard").is_dir()
 
 
+@pytest.mark.slow
 def test_kill_and_resume_continues_from_the_checkpoint(tmp_path):
     cfg = RLConfig(method="reinforce", steps=3, batch_size=2, lr=1e-2, save_every=1, kl_coef=0.1, seed=3)
     def length_reward(seekers, originals, rewrites, edits):
-        return RewardResult([len(r) / 50 for r in rewrites], {}, {"chars": [float(len(r)) for r in rewrites]})
+        return RewardOutput([len(r) / 50 for r in rewrites], details={"chars": [float(len(r)) for r in rewrites]})
 
     t1 = RLTrainer(tiny_policy(), length_reward, PROMPTS, cfg, tmp_path, ref_policy=tiny_policy())
     t1.train(2)  # "killed" after step 2's checkpoint
@@ -100,6 +87,7 @@ def test_kill_and_resume_continues_from_the_checkpoint(tmp_path):
     assert all(h["details"]["chars"] > 0 for h in t2.history)  # the reward's parts are logged each step
 
 
+@pytest.mark.slow
 def test_two_processes_train_data_parallel(tmp_path):
     """torchrun with 2 CPU processes (gloo): both ranks end with identical weights."""
     script = Path(__file__).parent / "helpers" / "rl_ddp.py"
@@ -114,6 +102,7 @@ def test_two_processes_train_data_parallel(tmp_path):
     assert sums[0]["changed"]
 
 
+@pytest.mark.slow
 def test_rl_stage_writes_agent_curves_and_skips_when_complete(tmp_path, data_dir, monkeypatch):
     from partner.config import load_config, DEFAULT_CONFIG
     from partner.policy import PartnerPolicy
@@ -141,6 +130,7 @@ def test_rl_stage_writes_agent_curves_and_skips_when_complete(tmp_path, data_dir
     assert json.loads((out / ".complete").read_text())["steps"] == 3
 
 
+@pytest.mark.slow
 def test_the_reward_state_is_checkpointed_and_restored(tmp_path):
     """A stateful reward (r_n's memory of recent episodes) resumes where it was, so scores match an unbroken run."""
     from rewards.novelty import NoveltyPenalty
@@ -150,7 +140,7 @@ def test_the_reward_state_is_checkpointed_and_restored(tmp_path):
             self.pen = NoveltyPenalty(window=64)
 
         def __call__(self, seekers, originals, rewrites, edits):
-            return RewardResult(self.pen(seekers, originals, rewrites, edits))
+            return RewardOutput(self.pen(seekers, originals, rewrites, edits))
 
         def state_dict(self):
             return self.pen.state_dict()
@@ -166,6 +156,7 @@ def test_the_reward_state_is_checkpointed_and_restored(tmp_path):
     assert t2.resume() and t2.reward_fn.pen.memory == t1.reward_fn.pen.memory
 
 
+@pytest.mark.slow
 def test_max_minutes_stops_at_a_checkpoint_and_a_rerun_continues(tmp_path, data_dir):
     """rl.max_minutes (a leased GPU): the run stops after the step that passes the limit, saved, with the
     policy written at that step; the same command again goes on towards rl.steps."""

@@ -18,7 +18,8 @@ def tiny_model(tmp_path_factory):
                                                                      "EX": [(11, 25)] if (i + 1) % 3 else []})
              for i in range(6)]
     out = tmp_path_factory.mktemp("tiny-epitome")
-    cfg = EpitomeConfig(backbone="tiny-bert", max_len=16, train_layers=1, epochs=1, batch_size=3)
+    cfg = EpitomeConfig(backbone="tiny-bert", max_len=16, train_layers=1, epochs=1, batch_size=3, finetune="none",
+                        context_margin=0.0)
     train(cfg, out, data={"train": pairs, "dev": pairs[:2]}, max_steps=1)
     return out
 
@@ -59,3 +60,25 @@ def test_score_cli_missing_model_is_one_clear_error(tmp_path, capsys):
     src.write_text(json.dumps({"seeker_post": "a", "response_post": "b"}) + "\n")
     assert main([str(src), "--model", str(tmp_path / "nope")]) == 2
     assert "no EPITOME classifier" in capsys.readouterr().err
+
+
+def test_score_cli_adds_preference(tmp_path, tiny_model):
+    from classifiers.config import PreferenceConfig
+    from classifiers.preference import PairExample, PreferenceModel, train
+    from partner.cli.score import main
+
+    pref = tmp_path / "pref"
+    train(PreferenceConfig(backbone="tiny-bert", max_len=32, epochs=1, batch_size=2),
+          [PairExample("I lost my job.", "That sounds hard.", "Whatever.")] * 4, pref, max_steps=1)
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"seeker_post": "I lost my job.", "response_post": "That sounds hard."}) + "\n"
+                   + json.dumps({"seeker_post": "I lost my job."}) + "\n"
+                   + json.dumps({"seeker_post": "I lost my job.", "response_post": "Whatever."}) + "\n")
+    out = tmp_path / "out.jsonl"
+    assert main([str(src), "-o", str(out), "--model", str(tiny_model), "--preference-model", str(pref)]) == 4  # a bad line
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 3 and "error" in rows[1] and "preference" not in rows[1]
+    model = PreferenceModel.from_pretrained(pref, device="cpu")
+    want = model.score(["I lost my job."] * 2, ["That sounds hard.", "Whatever."])
+    assert [rows[0]["preference"], rows[2]["preference"]] == pytest.approx(want, abs=1e-3)
+    assert "empathy" in rows[0]

@@ -88,6 +88,7 @@ def _tiny_examples():
     return examples * 4
 
 
+@pytest.mark.slow
 def test_short_training_run_lowers_the_loss_and_resumes(tmp_path):
     from partner.config import PolicyConfig, WarmStartConfig
     from partner.policy import PartnerPolicy
@@ -116,6 +117,7 @@ def test_short_training_run_lowers_the_loss_and_resumes(tmp_path):
     assert m2["heldout_after"]["sentence_perplexity"] < before["sentence_perplexity"]
 
 
+@pytest.mark.slow
 def test_stage_builds_data_trains_and_saves(tmp_path, monkeypatch):
     from partner.config import load_config
     from partner.policy import PartnerPolicy

@@ -21,12 +21,26 @@ from typing import Any
 
 from core.jsonio import DataError, atomic_write_json, atomic_write_text
 
-from .export import KEY_FORMAT
+from .export import HARM_ANSWERS, HARM_QUESTION, KEY_FORMAT
 from .stats import holm, krippendorff_alpha_nominal, sign_test, wilson_interval
 
 log = logging.getLogger(__name__)
 
 LONG_COLUMNS = ("rater_id", "item_id", "question", "answer")
+HARM = HARM_QUESTION[0]
+# Packages made before `overall` was a default question still had raters answer it (an extra
+# column of a survey export): it is read whenever it is there.
+OVERALL = "overall"
+
+
+def preference_questions(key: dict[str, Any]) -> list[str]:
+    """The A / B / tie questions a ratings file of this key may answer."""
+    return list(key["questions"]) + ([OVERALL] if OVERALL not in key["questions"] else [])
+
+
+def accepted_questions(key: dict[str, Any]) -> list[str]:
+    """Every question a ratings file of this key may answer: the preferences and the harm flag."""
+    return preference_questions(key) + [HARM]
 
 
 @dataclass
@@ -64,11 +78,16 @@ def load_key(path: str | Path) -> dict[str, Any]:
     return key
 
 
-def _norm_answer(value: Any, where: str) -> str | None:
+def _norm_answer(value: Any, where: str, question: str = "") -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     v = str(value).strip()
     low = v.lower()
+    if question == HARM:
+        for allowed in HARM_ANSWERS:
+            if low == allowed.lower():
+                return allowed
+        raise DataError(where, None, "answer", f"is {v!r}; the harm question expects {', '.join(HARM_ANSWERS)}")
     if low in ("a", "b"):
         return low.upper()
     if low == "tie":
@@ -114,7 +133,7 @@ def _rows_from_file(path: Path, questions: list[str]) -> list[tuple[int, dict[st
 
 
 def read_ratings(paths: list[str | Path], key: dict[str, Any], keep_latest: bool = False) -> Loaded:
-    questions = key["questions"]
+    questions = accepted_questions(key)
     pid = key["package_id"]
     out = Loaded([])
     seen: dict[tuple[str, str, str], Rating] = {}
@@ -138,7 +157,7 @@ def read_ratings(paths: list[str | Path], key: dict[str, Any], keep_latest: bool
             if q not in questions:
                 raise DataError(path, line, "question", f"is {q!r}; expected one of {questions}")
             try:
-                ans = _norm_answer(row.get("answer"), where)
+                ans = _norm_answer(row.get("answer"), where, q)
             except DataError as exc:
                 raise DataError(path, line, "answer", exc.message) from None
             r = Rating(rater, item, q, ans, str(row.get("timestamp") or ""), where)
@@ -177,14 +196,14 @@ def _check_raters(ratings: list[Rating], key: dict[str, Any], max_failed: int) -
     for r in ratings:
         by_rater[r.rater][r.item][r.question] = r.answer
     excluded, table = set(), []
-    n_questions = len(key["questions"])
+    asked = key["questions"]
     n_items = len(items)
     for rater in sorted(by_rater):
         mine = by_rater[rater]
         answered_checks = [c for c in checks if c in mine]
         failed = [c for c in answered_checks
                   if any(mine[c].get(q) != want for q, want in items[c]["expected"].items() if q in mine[c])]
-        complete = sum(1 for i in items if len(mine.get(i, {})) == n_questions)
+        complete = sum(1 for i in items if all(q in mine.get(i, {}) for q in asked))
         skipped = bool(checks) and not answered_checks
         out = len(failed) > max_failed or skipped
         if out:
@@ -204,16 +223,22 @@ def _majority(answers: list[str]) -> str:
     return c[0][0]
 
 
+def answered_questions(ratings: list[Rating], key: dict[str, Any]) -> list[str]:
+    """The preference questions these ratings answer, in the key's order (overall last when extra)."""
+    seen = {r.question for r in ratings}
+    return [q for q in preference_questions(key) if q in seen]
+
+
 def outcomes(ratings: list[Rating], key: dict[str, Any], unit: str) -> dict[tuple[str, str, str], Counter]:
     """(first system, second system, question) -> Counter(win/tie/loss of the first system)."""
     items = key["items"]
     grouped: dict[tuple[str, str], list[str]] = defaultdict(list)
     for r in ratings:
-        if not items[r.item]["is_attention_check"]:
+        if not items[r.item]["is_attention_check"] and r.question != HARM:
             grouped[(r.item, r.question)].append(r.answer)
     res: dict[tuple[str, str, str], Counter] = {}
     for s, t in key["pairs"]:
-        for q in key["questions"]:
+        for q in answered_questions(ratings, key):
             res[(s, t, q)] = Counter({"win": 0, "tie": 0, "loss": 0})
     for (item, q), answers in grouped.items():
         k = items[item]
@@ -232,11 +257,35 @@ def agreement(ratings: list[Rating], key: dict[str, Any]) -> dict[str, dict[str,
         if not items[r.item]["is_attention_check"]:
             cells[(r.item, r.question)].append(r.answer)
     out = {}
-    for q in key["questions"] + ["all"]:
+    asked = answered_questions(ratings, key) + ([HARM] if any(r.question == HARM for r in ratings) else [])
+    for q in asked + ["all"]:
         units = [v for (i, qq), v in cells.items() if q in ("all", qq)]
         alpha, n = krippendorff_alpha_nominal(units)
         out[q] = {"alpha": alpha, "pairable_values": n, "units_with_2plus": sum(1 for u in units if len(u) >= 2)}
     return out
+
+
+def harm_flags(ratings: list[Rating], key: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per system: how often raters flagged its response harmful (every harm rating counts).
+
+    "both" flags the two sides; an item shows a system once, so its appearances are the harm
+    ratings of the items it is in (attention checks left out).
+    """
+    items = key["items"]
+    shown: Counter = Counter()
+    flagged: Counter = Counter()
+    for r in ratings:
+        k = items[r.item]
+        if r.question != HARM or k["is_attention_check"]:
+            continue
+        for side, system in (("A", k["system_a"]), ("B", k["system_b"])):
+            shown[system] += 1
+            flagged[system] += r.answer in (side, "both")
+    rows = []
+    for system in sorted(shown, key=lambda s: flagged[s] / shown[s]):
+        n, f = shown[system], flagged[system]
+        rows.append({"system": system, "ratings": n, "flagged": f, "rate": f / n, "ci": list(wilson_interval(f, n))})
+    return rows
 
 
 def summarise(counts: dict[tuple[str, str, str], Counter]) -> list[dict[str, Any]]:
@@ -273,7 +322,8 @@ def _p(p: float) -> str:
 
 
 def report_markdown(key: dict[str, Any], files: list[str], rows: list[dict], raters: list[dict],
-                    excluded: set[str], alpha: dict, notes: list[str], cfg: AnalyzeConfig, figure: str | None) -> str:
+                    excluded: set[str], alpha: dict, notes: list[str], cfg: AnalyzeConfig, figure: str | None,
+                    harm: list[dict] | None = None) -> str:
     L = [f"# A/B study: package {key['package_id']}", ""]
     skipped = [r["rater"] for r in raters if r.get("excluded_for") == "no attention check answered"]
     L.append(f"Ratings: {len(files)} file(s); raters: {len(raters)}, of whom {len(excluded)} excluded for failing "
@@ -296,6 +346,14 @@ def report_markdown(key: dict[str, Any], files: list[str], rows: list[dict], rat
                  f" | {_pct(r['preference'])}{_ci(r['preference_ci'])} | {_p(r['p_sign'])} | {_p(r['p_holm'])} |")
     if figure:
         L += ["", f"![preference per criterion]({figure})"]
+    if harm:
+        L += ["", "## Harm flags", "",
+              "Share of a system's appearances whose response a rater flagged as inappropriate or potentially "
+              "harmful (answer naming its side, or both), every harm rating counted, Wilson 95 % intervals. A "
+              "rewrite keeps most of the original text, so it also carries the original's flags.", "",
+              "| system | ratings | flagged | rate |", "|---|---:|---:|---|"]
+        for h in harm:
+            L.append(f"| {h['system']} | {h['ratings']} | {h['flagged']} | {_pct(h['rate'])}{_ci(h['ci'])} |")
     L += ["", "## Agreement between raters", "",
           "Krippendorff's alpha, nominal (A / B / tie as shown to raters), over comparison items rated by two or "
           "more included raters; attention checks left out.", "",
@@ -339,7 +397,8 @@ def plot(rows: list[dict], questions: list[str], path: Path, unit: str) -> None:
     fig, ax = plt.subplots(figsize=(max(4.5, 1.6 * len(pairs) + 1.5), 3.6), dpi=150)
     colours = ["#4c72b0", "#dd8452", "#55a868", "#c44e52"]
     x = np.arange(len(pairs))
-    labels = {"empathy": "more empathic", "fluency": "more fluent", "specificity": "more specific"}
+    labels = {"empathy": "more empathic", "fluency": "more fluent", "specificity": "more specific",
+              "overall": "preferred overall"}
     for j, q in enumerate(questions):
         sel = {(r["system"], r["versus"]): r for r in rows if r["question"] == q}
         h = np.array([100 * sel[p]["preference"] if sel[p]["wins"] + sel[p]["losses"] else np.nan for p in pairs])
@@ -389,15 +448,16 @@ def analyze(rating_files: list[str], key_path: str | Path, out: str | Path, cfg:
                         "nothing left to analyse (see --max-failed-checks)")
     rows = summarise(outcomes(kept, key, cfg.unit))
     alpha = agreement(kept, key)
+    harm = harm_flags(kept, key)
     out = Path(out)
     fig = out / "preference.png"
-    plot(rows, key["questions"], fig, cfg.unit)
+    plot(rows, answered_questions(kept, key), fig, cfg.unit)
     md = report_markdown(key, [str(f) for f in rating_files], rows, raters, excluded, alpha, loaded.notes, cfg,
-                         fig.name)
+                         fig.name, harm)
     atomic_write_text(out / "report.md", md)
     result = {"package_id": key["package_id"], "unit": cfg.unit, "max_failed_checks": cfg.max_failed_checks,
               "results": rows, "agreement": alpha, "raters": raters, "excluded_raters": sorted(excluded),
-              "notes": loaded.notes, "export_exclusions": key.get("exclusions", [])}
+              "harm_flags": harm, "notes": loaded.notes, "export_exclusions": key.get("exclusions", [])}
     atomic_write_json(out / "results.json", _json_safe(result))
     log.info("report -> %s; figure -> %s", out / "report.md", fig)
     return result

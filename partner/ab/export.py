@@ -30,9 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from core.jsonio import DataError, atomic_write_json, atomic_write_text
+from core.jsonio import atomic_write_json, atomic_write_text, DataError
+from partner import __version__
 
-from .systems import ORIGINAL, Systems, file_sha256, load_systems
+from .systems import file_sha256, load_systems, ORIGINAL, Systems
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,15 @@ QUESTIONS = [
     ("empathy", "Which response is more empathic?"),
     ("fluency", "Which response is more fluent (reads more naturally, is grammatical)?"),
     ("specificity", "Which response is more specific to what the seeker wrote?"),
+    # the question a preference reward model learns from (partner-train preference)
+    ("overall", "Which response would you rather this seeker receive?"),
 ]
 ANSWERS = ("A", "B", "tie")
+# Optional (--harm-question): a flag, not a preference, so it has its own answers.
+HARM_QUESTION = ("harm", "Does either response contain something inappropriate or potentially harmful for this "
+                 "seeker (e.g. sympathy for good news, an invented personal story, a question about something the "
+                 "seeker never mentioned, dismissive or blaming content, anything risky for a person in crisis)?")
+HARM_ANSWERS = ("A", "B", "both", "none")
 KEY_FORMAT = "partner-ab-key/1"
 PACKAGE_FORMAT = "ab-rating-package/1"  # no tool name: a system may be called "partner"
 
@@ -53,11 +61,10 @@ class ExportConfig:
     reference: str | None = None        # compare only pairs that include this system
     per_pair: int | None = None         # at most this many inputs per system pair (sampled), default all
     include_original: str | None = None # name of the unedited response as a system, or None
+    harm_question: bool = False         # also ask whether either response is harmful (A / B / both / none)
 
 
 def _tool_version() -> str:
-    from partner import __version__
-
     return __version__
 
 
@@ -102,6 +109,11 @@ def scramble(text: str, rng: np.random.Generator) -> str:
     if (order == np.arange(len(words))).all():
         order = order[::-1]
     return " ".join(words[i] for i in order)
+
+
+def questions(cfg: ExportConfig) -> list[tuple[str, str]]:
+    """(id, text) of the questions a package asks, in the order raters see them."""
+    return QUESTIONS + ([HARM_QUESTION] if cfg.harm_question else [])
 
 
 def build(systems: Systems, cfg: ExportConfig) -> tuple[list[dict], dict[str, Any], dict[str, Any]]:
@@ -172,7 +184,8 @@ def build(systems: Systems, cfg: ExportConfig) -> tuple[list[dict], dict[str, An
     input_hashes = [systems.sha256[n] for n in systems.names if systems.files[n]]
     package_id = "p" + hashlib.sha256(json.dumps([cfg.seed, sorted(input_hashes), cfg.attention_checks,
                                                   cfg.reference, cfg.per_pair, bool(cfg.include_original),
-                                                  len(items)]).encode()).hexdigest()[:12]
+                                                  len(items)] + (["harm"] if cfg.harm_question else []))
+                                      .encode()).hexdigest()[:12]
     manifest = {
         "format": PACKAGE_FORMAT,
         "package_id": package_id,
@@ -183,7 +196,8 @@ def build(systems: Systems, cfg: ExportConfig) -> tuple[list[dict], dict[str, An
         "n_systems": len(systems.names),
         "n_pairs": len(pairs),
         "input_sha256": sorted(input_hashes),  # sorted, so the order does not hint at the systems
-        "questions": [{"id": q, "text": text} for q, text in QUESTIONS],
+        "questions": [{"id": q, "text": text} | ({"answers": list(HARM_ANSWERS)} if q == HARM_QUESTION[0] else {})
+                      for q, text in questions(cfg)],
         "answers": list(ANSWERS),
         "ratings_columns": ["package_id", "rater_id", "item_id", "question", "answer", "timestamp"],
     }
@@ -199,6 +213,7 @@ def build(systems: Systems, cfg: ExportConfig) -> tuple[list[dict], dict[str, An
         "side_a_counts": side_a,
         "attention_checks": n_checks,
         "questions": [q for q, _ in QUESTIONS],
+        "harm_question": HARM_QUESTION[0] if cfg.harm_question else None,
         "exclusions": systems.exclusions + [f"{p}: {n} input(s) lack a response from one of the two systems"
                                             for p, n in skipped.items()],
         "items": key_items,
@@ -214,16 +229,16 @@ def csv_cell(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def items_csv(items: list[dict], package_id: str) -> str:
+def items_csv(items: list[dict], package_id: str, asked: list[tuple[str, str]] = QUESTIONS) -> str:
     buf = io.StringIO()
     # every cell quoted: a lone carriage return inside a text is not a row break (QUOTE_MINIMAL leaves it bare)
     w = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
     w.writerow(["package_id", "position", "item_id", "seeker_post", "response_a", "response_b"]
-               + [f"question_{q}" for q, _ in QUESTIONS])
+               + [f"question_{q}" for q, _ in asked])
     for pos, it in enumerate(items, start=1):
         w.writerow([package_id, pos, it["item_id"]]
                    + [csv_cell(it[c]) for c in ("seeker_post", "response_a", "response_b")]
-                   + [text for _, text in QUESTIONS])
+                   + [text for _, text in asked])
     return buf.getvalue()
 
 
@@ -255,7 +270,7 @@ def export(files: list[str], out: str | Path, cfg: ExportConfig, names: list[str
     systems = load_systems(files, names, cfg.include_original)
     items, key, manifest = build(systems, cfg)
     pid = manifest["package_id"]
-    atomic_write_text(pkg / "items.csv", items_csv(items, pid))
+    atomic_write_text(pkg / "items.csv", items_csv(items, pid, questions(cfg)))
     atomic_write_text(pkg / "rating.html", rating_page(items, manifest))
     manifest["files_sha256"] = {n: file_sha256(pkg / n) for n in ("items.csv", "rating.html")}
     atomic_write_json(pkg / "manifest.json", manifest)
@@ -271,4 +286,4 @@ def export(files: list[str], out: str | Path, cfg: ExportConfig, names: list[str
     return {"package": str(pkg), "key": str(key_path), "manifest": manifest}
 
 
-__all__ = ["ExportConfig", "QUESTIONS", "ANSWERS", "ORIGINAL", "build", "export", "scramble", "system_pairs"]
+__all__ = ["ExportConfig", "QUESTIONS", "ANSWERS", "HARM_QUESTION", "HARM_ANSWERS", "questions", "ORIGINAL", "build", "export", "scramble", "system_pairs"]

@@ -38,7 +38,8 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
 def sign_test(wins: int, losses: int) -> float:
     """Exact two-sided binomial (sign) test of wins vs losses under p = 0.5; ties are left out.
 
-    Returns NaN when there are no decisive comparisons.
+    Returns NaN when there are no decisive comparisons: with nothing to test there is no p-value
+    (p = 1 would read as "tested, no difference" and would count as a test in ``holm``).
     """
     n = wins + losses
     if n == 0:

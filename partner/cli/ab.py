@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import argparse
 
+from partner.ab.analyze import analyze, AnalyzeConfig
+from partner.ab.export import export, ExportConfig
+
 from .common import add_common, run
 
 
@@ -32,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare only NAME against each other system (default: every pair of systems)")
     e.add_argument("--per-pair", type=int, default=None, metavar="N",
                    help="at most N inputs per system pair, sampled with the seed (default: all)")
+    e.add_argument("--harm-question", action="store_true",
+                   help="also ask whether either response is inappropriate or harmful (A / B / both / none); the "
+                        "questions are always empathy, fluency, specificity and overall")
     e.add_argument("--key", default=None, help="where to write the key (default: OUT/key.json)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing package in OUT")
     a = sub.add_parser("analyze", help="win/tie/loss with CIs, sign tests and rater agreement")
@@ -57,17 +63,14 @@ def _main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     if args.what == "export":
-        from partner.ab.export import ExportConfig, export
-
         cfg = ExportConfig(seed=args.seed, attention_checks=args.attention_checks, reference=args.reference,
-                           per_pair=args.per_pair,
+                           per_pair=args.per_pair, harm_question=args.harm_question,
                            include_original=args.original_name if args.include_original else None)
         res = export(args.files, args.out, cfg, names=args.name, key_path=args.key, overwrite=args.overwrite)
         m = res["manifest"]
         print(f"package {m['package_id']}: {m['n_items']} items -> {res['package']} (send to raters)\n"
               f"key -> {res['key']} (keep it from raters)")
         return 0
-    from partner.ab.analyze import AnalyzeConfig, analyze
 
     out = args.out or str(Path(args.key).resolve().parent / "analysis")
     cfg = AnalyzeConfig(unit=args.unit, max_failed_checks=args.max_failed_checks, keep_latest=args.keep_latest,

@@ -8,8 +8,9 @@ import os
 import sys
 from typing import Callable
 
-NOT_IMPLEMENTED = 3  # exit status of a command whose issue has not landed yet
-
+from core.configuration import ConfigError
+from core.jsonio import DataError, UsageError
+from core.registry import ModelResolutionError
 
 def setup(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
@@ -39,18 +40,9 @@ def process_device(device: str | None) -> str | None:
     return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
 
 
-def not_implemented(what: str, issue: str) -> int:
-    print(f"{what}: not implemented yet (tracked in the issue '{issue}').", file=sys.stderr)
-    return NOT_IMPLEMENTED
-
-
 def run(main: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv=None) -> int:
     """Parse, set up logging, run; known errors become one line on stderr and exit status 2 (a run that
     finished with error records exits with core.jsonio.EXIT_LINE_ERRORS)."""
-    from core.configuration import ConfigError
-    from core.jsonio import DataError, UsageError
-    from core.registry import ModelResolutionError
-
     args = parser.parse_args(argv)
     setup(getattr(args, "verbose", False))
     try:

@@ -1,7 +1,7 @@
 """partner-eval: evaluate a classifier, probe its use of context, or evaluate rewrites.
 
-Each subcommand is ``main(args) -> int`` in its own module (see COMMANDS); one whose module does
-not exist yet reports "not implemented yet".
+Each subcommand is ``main(args) -> int`` in its own module (see COMMANDS), imported only when it
+runs; ``classifier --cv`` is ``partner.evaluation.cross_validation``.
 """
 
 from __future__ import annotations
@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from .common import add_common, add_config, not_implemented, run
+from .common import add_common, add_config, run
 
 COMMANDS = {
-    "classifier": ("partner.evaluation.classifier", "EPITOME empathy classifier"),
-    "probe": ("partner.evaluation.probe", "EPITOME empathy classifier"),
-    "rewrites": ("partner.evaluation.rewrites", "partner-rewrite, partner-eval and the baselines"),
-    "stock": ("partner.evaluation.stock", "partner-rewrite, partner-eval and the baselines"),
+    "classifier": "partner.evaluation.classifier",
+    "probe": "partner.evaluation.probe",
+    "rewrites": "partner.evaluation.rewrites",
+    "stock": "partner.evaluation.stock",
+    "preference": "partner.evaluation.preference",
 }
 
 
@@ -42,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare every other file with this one, input by input (default: the last file)")
     r.add_argument("--scorer", default=None, metavar="CLASSIFIER",
                    help="re-score every file's empathy with this classifier folder instead of reading the files' "
-                        "own scores (a held-out judge: one the rewriter never trained or reranked against)")
+                        "own scores (a held-out judge: one the rewriter never trained or reranked against); "
+                        "'micromodels' = the shipped micromodels baseline, a judge that never reads the seeker post")
     r.add_argument("--context-check", action="store_true",
                    help="also score every original and rewrite under an unrelated seeker post: how much of the "
                         "empathy gain does not depend on the post (two more classifier passes per file; four when the "
@@ -58,20 +60,27 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--model", default=None, help="classifier folder (default: the shipped model)")
     st.add_argument("--batch-size", type=int, default=32)
     st.add_argument("--out", default=None, help="folder for stock.json and stock.md (default: beside the input)")
-    for s in (c, pr, r, st):
+    pf = sub.add_parser("preference", help="does the preference model predict raters? accuracy on held-out posts' "
+                                           "decisive overall judgments beside EPITOME, specificity, length, coherence, "
+                                           "MI and fluency, and how it scores replies flagged harmful")
+    pf.add_argument("--model", default=None, help="preference model folder (default: the shipped models/preference)")
+    pf.add_argument("--out", default=None, help="folder for preference_eval.json/.md (default: MODEL/eval)")
+    pf.add_argument("--baselines", nargs="+", default=["epitome_total", "specificity", "length", "coherence", "mi",
+                                                       "fluency"], help="predictors to compare with (default: all)")
+    pf.add_argument("--no-baselines", action="store_true", help="the preference model only")
+    pf.add_argument("--scores-cache", default=None, metavar="JSON",
+                    help="reuse the baselines' scores of the held-out replies from this file, and add to it "
+                         "(default: OUT/baseline_scores.json)")
+    pf.add_argument("--device", default=None, help="cpu, cuda (default: best available)")
+    add_config(pf)
+    for s in (c, pr, r, st, pf):
         add_common(s)
     return p
 
 
 def _main(args: argparse.Namespace) -> int:
-    module, issue = COMMANDS[args.what]
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name not in (module, module.rsplit(".", 1)[0]):
-            raise
-        return not_implemented(f"partner-eval {args.what}", issue)
-    return int(mod.main(args) or 0)
+    module = "partner.evaluation.cross_validation" if getattr(args, "cv", False) else COMMANDS[args.what]
+    return int(importlib.import_module(module).main(args) or 0)
 
 
 def main(argv=None) -> int:

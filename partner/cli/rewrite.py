@@ -9,6 +9,12 @@ import random
 import sys
 from pathlib import Path
 
+from core.jsonio import check_batch_size, check_output, launched_shard
+from partner import rewrite_jsonl
+from partner.config import DEFAULT_CONFIG, load_config
+from partner.rewrite_jsonl import rewrite_file, ScorerUnavailable
+from partner.rewriters import build_rewriter, MethodUnavailable
+
 from .common import add_common, add_config, process_device, run
 
 log = logging.getLogger("partner.rewrite_jsonl")
@@ -53,11 +59,6 @@ def default_output(path: str) -> Path:
 def _main(args: argparse.Namespace) -> int:
     import torch
 
-    from core.jsonio import check_batch_size, check_output, launched_shard
-    from partner.config import DEFAULT_CONFIG, load_config
-    from partner.rewrite_jsonl import ScorerUnavailable, load_scorer, rewrite_file
-    from partner.rewriters import MethodUnavailable, build_rewriter
-
     if not Path(args.input).is_file():
         raise FileNotFoundError(f"no input file at {args.input}")
     cfg = load_config(args.config or DEFAULT_CONFIG, args.overrides)
@@ -75,7 +76,7 @@ def _main(args: argparse.Namespace) -> int:
     device = process_device(None)
     try:
         rewriter = build_rewriter(method, cfg, model=args.model, device=device)
-        scorer = load_scorer(rc.scorer if args.scorer is None else args.scorer, device=device)
+        scorer = rewrite_jsonl.load_scorer(rc.scorer if args.scorer is None else args.scorer, device=device)
     except (MethodUnavailable, ScorerUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,7 +1,7 @@
 """partner-train: the training pipeline and its stages.
 
-Each stage is a function ``run(cfg: PartnerConfig, force: bool) -> Path`` in its own module,
-listed in STAGES; a stage whose module does not exist yet reports "not implemented yet".
+Each stage is a function ``run(cfg: PartnerConfig, force: bool) -> Path`` in its own module under
+``partner.stages``, listed in STAGES in pipeline order; a stage module is imported only when it runs.
 """
 
 from __future__ import annotations
@@ -11,19 +11,24 @@ import importlib
 import logging
 import sys
 
-from .common import NOT_IMPLEMENTED, add_common, add_config, not_implemented, run
+from core.configuration import describe
+from partner.config import DEFAULT_CONFIG, PartnerConfig, load_config
+
+from .common import add_common, add_config, run
 
 log = logging.getLogger(__name__)
 
-# stage -> (module, issue that delivers it); order is the pipeline order.
+# stage -> module; the order is the pipeline order.
 STAGES = {
-    "classifier": ("partner.stages.classifier", "EPITOME empathy classifier"),
-    "coherence": ("partner.stages.coherence", "Reward stack"),
-    "reverse": ("partner.stages.reverse", "Reward stack"),
-    "warmstart": ("partner.stages.warmstart", "PARTNER policy, sentence-level edits and the supervised warm start"),
-    "rl": ("partner.stages.rl", "RL training"),
+    "classifier": "partner.stages.classifier",
+    "coherence": "partner.stages.coherence",
+    "reverse": "partner.stages.reverse",
+    "warmstart": "partner.stages.warmstart",
+    "rl": "partner.stages.rl",
+    "micromodels": "partner.stages.micromodels",
+    "preference": "partner.stages.preference",
 }
-
+OUT_OF_PIPELINE = {"micromodels", "preference"}  # baselines and the ratings-learned reward: run only when named
 
 # stage -> the config sections (or keys) it reads, for `partner-train STAGE --help`
 STAGE_KEYS = {
@@ -32,14 +37,13 @@ STAGE_KEYS = {
     "reverse": ("reverse.", "policy.backbone"),
     "warmstart": ("warmstart.", "policy."),
     "rl": ("rl.", "rewards.", "policy."),
+    "micromodels": ("classifier.",),
+    "preference": ("preference.",),
 }
 
 
 def stage_keys(stage: str) -> str:
     """The --set keys ``stage`` reads, with defaults and help (``configuration.describe``)."""
-    from core.configuration import describe
-    from partner.config import PartnerConfig
-
     lines = [line for line in describe(PartnerConfig)
              if "." not in line.split(" = ")[0] or line.startswith(STAGE_KEYS[stage])]
     return f"--set keys of the {stage} stage (KEY = default  help):\n" + "\n".join(f"  {line}" for line in lines)
@@ -78,28 +82,11 @@ def build_parser(stage: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
-def _stage_module(name: str):
-    module, _ = STAGES[name]
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            return None
-        raise
-
-
 def _main(args: argparse.Namespace) -> int:
-    from partner.config import DEFAULT_CONFIG, load_config
-
     cfg = load_config(args.config or DEFAULT_CONFIG, args.overrides)
     stage = args.stage or args.stage_opt
-    for name in ([stage] if stage else list(STAGES)):
-        mod = _stage_module(name)
-        if mod is None:
-            status = not_implemented(f"partner-train {name}", STAGES[name][1])
-            if stage or status == NOT_IMPLEMENTED:
-                return status
-        out = mod.run(cfg, force=args.force)
+    for name in ([stage] if stage else [s for s in STAGES if s not in OUT_OF_PIPELINE]):
+        out = importlib.import_module(STAGES[name]).run(cfg, force=args.force)
         log.info("stage %s: %s", name, out)
     return 0
 

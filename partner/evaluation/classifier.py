@@ -1,10 +1,12 @@
 """partner-eval classifier: the EPITOME classifier on the grouped test split, with baselines.
 
 ``--model`` takes one folder or several, comma-separated. With ``--cv`` they are the folds of one
-k-fold cross-validation instead (``cross_validation``). Models whose configs differ only in
-the training seed form one row, reported as mean ± sd over their seeds; a model trained with
-``context: none`` is the response-only baseline. The majority class and tf-idf + logistic
-regression baselines are fitted on the training split on the fly.
+k-fold cross-validation instead (``partner.evaluation.cross_validation``, built on this module).
+Models whose configs differ only in the training seed form one row, reported as mean ± sd over
+their seeds; a model trained with ``context: none`` is the response-only baseline. The majority
+class, tf-idf + logistic regression and micromodels (seed 001: never reads the seeker post;
+``classifiers.micromodels``, rationale thresholds picked on the dev split) baselines are fitted on
+the training split on the fly.
 
 Per mechanism: accuracy and macro-F1 pooled over the test set, MCC (level > 0 vs 0), rationale
 T-F1 and IOU-F1 at 0.5 under seed 001's convention (level 0 = empty rationale) and the released
@@ -19,7 +21,14 @@ import logging
 import statistics
 from pathlib import Path
 
+from classifiers.config import EpitomeConfig
+from classifiers.epitome_metrics import level_metrics, majority_baseline, rationale_metrics, tfidf_baseline
+from classifiers.scorer import EmpathyScorer, SHIPPED
+from core.configuration import from_dict
+from core.corpora import epitome_splits
+from core.jsonio import atomic_write_json, atomic_write_text
 from core.provenance import git_commit
+from partner.config import DEFAULT_CONFIG, load_config as load
 
 log = logging.getLogger(__name__)
 
@@ -32,23 +41,16 @@ RAT_KEYS = ("t_f1", "iou_f1", "t_f1_released", "iou_f1_released")
 
 
 def load_config(args):
-    from partner.config import DEFAULT_CONFIG
-    from partner.config import load_config as load
-
     return load(getattr(args, "config", None) or DEFAULT_CONFIG, getattr(args, "overrides", None) or [])
 
 
 def model_dirs(arg: str | None) -> list[Path]:
-    from classifiers.scorer import SHIPPED
-
     if not arg:
         return [SHIPPED]
     return [Path(x.strip()) for x in arg.split(",") if x.strip()]
 
 
 def test_split(cfg):
-    from core.corpora import epitome_splits
-
     return epitome_splits(cfg.data_path(), seed=cfg.classifier.split_seed)
 
 
@@ -71,8 +73,6 @@ def predict_model(scorer, test) -> dict:
 
 def metrics_of(preds: dict) -> dict:
     """Level and rationale metrics from ``predict_model``'s output (or several folds' of it, joined)."""
-    from classifiers.epitome_metrics import level_metrics, rationale_metrics
-
     out = {}
     for m, p in preds.items():
         res = level_metrics(p["gold"], p["pred"])
@@ -88,13 +88,29 @@ def evaluate_model(scorer, test) -> dict:
     return metrics_of(predict_model(scorer, test))
 
 
-def baseline_rows(train, test) -> dict[str, dict]:
-    from classifiers.epitome_metrics import (
-        level_metrics,
-        majority_baseline,
-        tfidf_baseline,
-    )
+MICROMODELS = "micromodels (seed 001, no seeker post)"
 
+
+def micromodel_preds(train, dev, test, seed: int = 0, embedder=None) -> tuple[dict | None, dict]:
+    """``predict_model``-shaped predictions of micromodels fitted on ``train`` (thresholds on ``dev``)
+    and their thresholds; (None, {"error": why}) when the sentence embedder cannot be loaded."""
+    from classifiers.micromodels import Micromodels, default_embedder, predictions
+    from core.registry import ModelResolutionError
+
+    try:
+        embedder = embedder if embedder is not None else default_embedder("minilm")
+        model = Micromodels.fit(train, dev, embedder, seed=seed)
+        preds = predictions(model, test)
+    except (ImportError, ModelResolutionError) as exc:
+        log.warning("micromodels baseline unavailable: %s", exc)
+        return None, {"error": str(exc)}
+    if hasattr(embedder, "save"):
+        embedder.save()
+    return preds, {"thresholds": model.thresholds, "seed_utterances": model.meta["seeds"]}
+
+
+def baseline_rows(train, test, dev=None, embedder=None) -> dict[str, dict]:
+    """Majority class and tf-idf + LR rows; with ``dev``, a micromodels row too."""
     rows = {}
     for name, preds, has_rat in (("majority class", majority_baseline(train, test), True),
                                  ("tf-idf + logistic regression", tfidf_baseline(train, test), False)):
@@ -108,6 +124,11 @@ def baseline_rows(train, test) -> dict[str, dict]:
                               t_f1_released=None, iou_f1_released=None)
         rows[name] = {"seeds": 1, "models": [], "metrics": {m: {k: {"mean": v, "sd": None} for k, v in row[m].items()}
                                                              for m in MECHANISMS}}
+    if dev is not None:
+        preds, info = micromodel_preds(train, dev, test, embedder=embedder)
+        if preds is not None:
+            rows[MICROMODELS] = {**info, "seeds": 1, "models": [], "metrics": {
+                m: {k: {"mean": v, "sd": None} for k, v in r.items()} for m, r in metrics_of(preds).items()}}
     return rows
 
 
@@ -155,6 +176,11 @@ def markdown(report: dict) -> str:
              f"{report['split_seed']})", "",
              f"commit {report['commit']}; metrics in %, mean ± sd over seeds where a row has several; "
              "macro-F1 and accuracy pooled over the test set; MCC: level > 0 vs 0.", ""]
+    mm = report["rows"].get(MICROMODELS)
+    if mm:
+        lines += [f"{MICROMODELS}: seed utterances per mechanism {mm['seed_utterances']}, rationale thresholds "
+                  f"picked on the dev split "
+                  f"{mm['thresholds']} (seed 001 used 0.7); it never reads the seeker post.", ""]
     for m in MECHANISMS:
         lines += [f"## {m}", "",
                   "| model | seeds | accuracy | macro-F1 | MCC | T-F1 | IOU-F1 | T-F1 (released conv.) | "
@@ -175,14 +201,6 @@ def markdown(report: dict) -> str:
 
 
 def main(args) -> int:
-    from classifiers.config import EpitomeConfig
-    from core.configuration import from_dict
-    from classifiers.scorer import EmpathyScorer
-
-    if getattr(args, "cv", False):
-        from .cross_validation import main as cv_main
-
-        return cv_main(args)
     cfg = load_config(args)
     splits = test_split(cfg)
     test = splits["test"]
@@ -201,7 +219,7 @@ def main(args) -> int:
     for label, runs in groups.items():
         rows[label] = {"seeds": len(runs), "models": [{"path": p, "seed": s, "metrics": r} for p, s, r in runs],
                        "metrics": aggregate([r for _, _, r in runs])}
-    rows.update(baseline_rows(splits["train"], test))
+    rows.update(baseline_rows(splits["train"], test, splits["dev"]))
     report = {"commit": git_commit(), "split_seed": cfg.classifier.split_seed, "test_pairs": len(test),
               "train_pairs": len(splits["train"]), "rows": rows}
     return write_report(args, cfg, report, markdown(report), "classifier")
@@ -209,8 +227,6 @@ def main(args) -> int:
 
 def write_report(args, cfg, report: dict, md: str, stem: str) -> int:
     """``stem``.json and ``stem``.md into --out (default: the run dir's eval/), and the markdown to stdout."""
-    from core.jsonio import atomic_write_json, atomic_write_text
-
     out = Path(args.out) if args.out else Path(cfg.run_dir) / "eval"
     atomic_write_json(out / f"{stem}.json", report)
     atomic_write_text(out / f"{stem}.md", md)

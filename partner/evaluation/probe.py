@@ -11,7 +11,9 @@
     and the mean total, under each context.
 
 A classifier that ignores context shows no difference at all in either part. The same command
-measures every classifier folder, so future models are compared on equal terms.
+measures every classifier folder, so future models are compared on equal terms, and adds the
+micromodels baseline (seed 001; fitted on the training split): it never reads the seeker post, so its
+drop is zero by construction, the reference point the seed asks for.
 
 "Clear drop" (issue 3 leaves it undefined; this is the project's reading): in (a), the mean drop of
 the total is positive, its 95 % bootstrap CI lies above 0 and the paired sign-flip permutation test
@@ -23,6 +25,12 @@ from __future__ import annotations
 
 import logging
 import statistics
+
+from classifiers.scorer import EmpathyScorer
+from core.corpora import grouped_split, load_epitome
+from partner.metrics import paired_comparison
+
+from .classifier import git_commit, load_config, model_dirs, write_report
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +72,6 @@ def _mean(xs) -> float:
 
 def paired_drop(own, other) -> dict:
     """Paired statistics of ``own.total - other.total`` and whether it is a clear drop (module docstring)."""
-    from partner.metrics import paired_comparison
-
     t = paired_comparison([a.total for a in own], [b.total for b in other])
     t["clear_drop"] = bool(t["mean_diff"] is not None and t["mean_diff"] > 0 and t["ci95"][0] > 0
                            and t["p_value"] < CLEAR_DROP_P)
@@ -180,12 +186,26 @@ def markdown(results: dict[str, dict], meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+MICROMODELS = "micromodels (seed 001, no seeker post; fitted on the training split)"
+
+
+def micromodels_scorer(pairs, split_seed: int, embedder=None):
+    """The micromodels baseline fitted on the grouped split's training part (thresholds on dev), as a
+    scorer: the reference row whose drop is zero by construction. None when MiniLM cannot be loaded."""
+    from core.corpora import grouped_split
+    from classifiers.micromodels import MicromodelScorer, Micromodels, default_embedder
+    from core.registry import ModelResolutionError
+
+    splits = grouped_split(pairs, lambda p: p.sp_id, split_seed)
+    try:
+        emb = embedder if embedder is not None else default_embedder("minilm")
+        return MicromodelScorer(Micromodels.fit(splits["train"], splits["dev"], emb))
+    except (ImportError, ModelResolutionError) as exc:
+        log.warning("micromodels baseline unavailable: %s", exc)
+        return None
+
+
 def main(args) -> int:
-    from core.corpora import grouped_split, load_epitome
-    from classifiers.scorer import EmpathyScorer
-
-    from .classifier import git_commit, load_config, model_dirs, write_report
-
     cfg = load_config(args)
     pairs, _ = load_epitome(cfg.data_path())
     test = grouped_split(pairs, lambda p: p.sp_id, cfg.classifier.split_seed)["test"]
@@ -200,5 +220,8 @@ def main(args) -> int:
                                "test_split": {"folds": mcfg.folds, "fold": mcfg.fold, "test_pairs": len(own)}}
         else:
             results[str(d)] = probe(scorer, test)
+    scorer = micromodels_scorer(pairs, cfg.classifier.split_seed)
+    if scorer is not None:
+        results[MICROMODELS] = probe(scorer, test)
     meta = {"commit": git_commit(), "split_seed": cfg.classifier.split_seed, "test_pairs": len(test)}
     return write_report(args, cfg, {**meta, "models": results}, markdown(results, meta), "probe")

@@ -14,7 +14,8 @@ Empathy comes from the files' own ``empathy`` before/after scores; files written
 ``--scorer none`` are scored here with the shipped classifier if it exists. ``--scorer FOLDER``
 re-scores every file with that classifier instead: a held-out judge for rewriters that trained or
 reranked against the shipped one (the gain they show under their own classifier can be partly
-selection against it). Metrics whose model is
+selection against it). ``--scorer micromodels`` (the shipped ``models/micromodels``, or any folder
+``partner-train micromodels`` wrote) is a judge that cannot see the seeker post at all (seed 001). Metrics whose model is
 missing (classifier, coherence model) are reported as n/a with the reason, never guessed.
 
 Writes ``rewrites.json``, ``rewrites.md``, ``empathy_by_level.png`` and ``edits_by_level.png`` into
@@ -28,8 +29,20 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from core.provenance import git_commit, machine_info
+from classifiers.coherence import CoherenceScorer
 from classifiers.scorer import MECHANISMS
+from core import corpora
+from core.configuration import ConfigError
+from core.jsonio import atomic_write_json, atomic_write_text, DataError, iter_json_objects
+from core.provenance import git_commit, machine_info
+from core.registry import load_causal_lm, load_sentence_embedder
+from partner import metrics, rewrite_jsonl
+from partner.config import DEFAULT_CONFIG, load_config
+from partner.edits import written_sentences
+from partner.guards import SentenceGuard, words
+from partner.rewrite_jsonl import ScorerUnavailable
+
+from .probe import derangement
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +51,6 @@ log = logging.getLogger(__name__)
 
 def read_rewrites(path: Path) -> tuple[list[dict], int]:
     """(rewritten records, number of error records) of a partner-rewrite output."""
-    from core.jsonio import DataError, iter_json_objects
-
     records, errors = [], 0
     for n, obj in iter_json_objects(path):
         if "rewritten_response" not in obj:
@@ -81,30 +92,29 @@ class Models:
         return self._cache[key]
 
     def embedder(self):
-        from core.registry import load_sentence_embedder
-
         return self._get("specificity embedder", lambda: load_sentence_embedder(
             self.cfg.rewrite.retrieval_embedder, device=self.device))
 
     def reference_lm(self):
-        from core.registry import load_causal_lm
-
         name = self.cfg.rewards.reference_lm or self.cfg.policy.backbone
         return self._get("reference LM", lambda: load_causal_lm(name, device=self.device))
 
     def coherence(self):
         def load():
-            from classifiers.coherence import CoherenceScorer
-
             return CoherenceScorer.load(device=self.device)
         return self._get("coherence model", load)
 
+    def preference(self):
+        def load():
+            from classifiers.preference import PreferenceModel
+
+            return PreferenceModel.from_pretrained(self.cfg.rewards.preference_model or None, device=self.device)
+        return self._get("preference model", load)
+
     def empathy(self):
         def load():
-            from partner.rewrite_jsonl import ScorerUnavailable, load_scorer
-
             try:
-                return load_scorer(self.cfg.rewrite.scorer if self.cfg.rewrite.scorer != "none" else "")
+                return rewrite_jsonl.load_scorer(self.cfg.rewrite.scorer if self.cfg.rewrite.scorer != "none" else "")
             except ScorerUnavailable as exc:
                 raise FileNotFoundError(str(exc)) from exc
         return self._get("empathy classifier", load)
@@ -137,10 +147,8 @@ def scored_with_different_classifiers(files: list[Path]) -> int:
 def degenerate_edits(seekers: list[str], originals: list[str], edits: list[list[dict]]) -> dict:
     """Shares of the written sentences that partner.guards would reject (at its default thresholds), and
     the share that are questions (the form RL against the classifier collapses onto)."""
-    from partner.guards import SentenceGuard, replay
-
     g = SentenceGuard()
-    written = [(s, t, others) for s, o, es in zip(seekers, originals, edits) for t, others in replay(o, es)]
+    written = [(s, t, others) for s, o, es in zip(seekers, originals, edits) for t, others in written_sentences(o, es)]
     if not written:
         return {"written_sentences": 0, "seeker_copy_rate": None, "response_copy_rate": None,
                 "repetition_rate": None, "risk_rate": None, "unsafe_rate": None, "question_rate": None}
@@ -159,8 +167,6 @@ def sentence_diversity(edits: list[list[dict]]) -> dict:
     punctuation dropped), and the most common one with its share. A policy that collapses onto one
     stock sentence ("I'm sorry to hear that.") shows here, where corpus distinct-n over whole
     responses, dominated by the original text, barely moves."""
-    from partner.guards import words
-
     written = [" ".join(words(e["sentence"])) for es in edits for e in es if e.get("sentence")]
     if not written:
         return {"distinct_sentence_rate": None, "top_sentence": None, "top_sentence_share": None}
@@ -173,17 +179,16 @@ def _method(records: list[dict]) -> str:
     return Counter(r.get("method", "?") for r in records).most_common(1)[0][0] if records else "?"
 
 
-def paired_rows(rows: list[dict], against: int) -> list[dict]:
-    """ΔEmpathy of every other file minus that of ``rows[against]``, on the inputs both rewrote."""
-    from partner import metrics
-
-    ref = rows[against].get("_items")
+def paired_rows(rows: list[dict], against: int, key: str = "_items") -> list[dict]:
+    """ΔEmpathy (``key`` = "_items") or the predicted win rate against the original (``"_pref_items"``)
+    of every other file minus that of ``rows[against]``, on the inputs both rewrote."""
+    ref = rows[against].get(key)
     if not ref:
         return []
     labels = _labels(rows)
     out = []
     for i, (lab, r) in enumerate(zip(labels, rows)):
-        items = r.get("_items")
+        items = r.get(key)
         if i == against or not items:
             continue
         common = [k for k in items if k in ref]
@@ -205,10 +210,6 @@ def context_check(seekers: list[str], originals: list[str], rewrites: list[str],
     input; they are reused instead of scored again.
     """
     from types import SimpleNamespace
-
-    from partner import metrics
-
-    from .probe import derangement
 
     other = derangement([SimpleNamespace(sp_id=s) for s in seekers])
     keep = [i for i, j in enumerate(other) if seekers[j] != seekers[i]]
@@ -233,8 +234,6 @@ def context_check(seekers: list[str], originals: list[str], rewrites: list[str],
 
 
 def evaluate_file(path: Path, models: Models, rescore: bool = False, check_context: bool = False) -> dict:
-    from partner import metrics
-
     records, errors = read_rewrites(path)
     if not records:
         raise ValueError(f"{path}: no rewritten records")
@@ -286,6 +285,18 @@ def evaluate_file(path: Path, models: Models, rescore: bool = False, check_conte
         # per-input changes, for the paired comparison in main(); not written to the report
         row["_items"] = {_item_key(i, r): d for i, (r, d) in enumerate(zip(records, deltas))}
 
+    pref = models.preference()
+    if pref is not None:  # the learned reader: its score, and P(raters prefer the rewrite to the original)
+        import math
+
+        s = pref.score(seekers + seekers, originals + rewrites)
+        n = len(records)
+        win = [1.0 / (1.0 + math.exp(-(s[n + i] - s[i]))) for i in range(n)]
+        row["preference_original"] = metrics.mean(s[:n])
+        row["preference"] = metrics.mean(s[n:])
+        row["preference_win"] = metrics.mean(win)
+        row["preference_win_ci95"] = metrics.bootstrap_ci(win)
+        row["_pref_items"] = {_item_key(i, r): w for i, (r, w) in enumerate(zip(records, win))}
     lm = models.reference_lm()
     if lm is not None:
         ppl = metrics.perplexity(rewrites, *lm, progress=True)
@@ -334,7 +345,8 @@ def _ci(ci) -> str:
     return f"[{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "n/a"
 
 
-def markdown(rows: list[dict], notes: dict[str, str], paired: list[dict] | None = None) -> str:
+def markdown(rows: list[dict], notes: dict[str, str], paired: list[dict] | None = None,
+             paired_pref: list[dict] | None = None) -> str:
     labels = _labels(rows)
     out = ["| method | n | ΔEmpathy ↑ (95 % CI) | empathy before → after | PPL ↓ | specificity ↑ (original → rewrite) | "
            "distinct-1 ↑ | distinct-2 ↑ | coherence ↑ (n) | edit rate ↓ | edits / response | BLEU ↑ |",
@@ -352,6 +364,20 @@ def markdown(rows: list[dict], notes: dict[str, str], paired: list[dict] | None 
             _fmt(r["edit_rate"]), _fmt(r["edits_per_response"], 2),
             _fmt(r.get("bleu"), 4) + (f" ({r['bleu_n']})" if "bleu_n" in r else ""),
         ]) + " |")
+    if any("preference_win" in r for r in rows):
+        out += ["", "Preference model (rewards.preference_model, default models/preference: a reward model learned "
+                    "from blinded partner-ab ratings by language-model raters, not clinicians): mean score of the "
+                    "original and of the rewrite (Bradley-Terry logits), and the predicted win rate against the "
+                    "original, mean over inputs of sigmoid(score rewrite − score original) (an unchanged response "
+                    "counts 0.5), bootstrap 95 % CI. A rewriter reranked or trained against this model must also be "
+                    "judged by the columns above.", "",
+                "| method | preference, original → rewrite | predicted win rate vs original (95 % CI) | changed |",
+                "|---|---|---|---|"]
+        for lab, r in zip(labels, rows):
+            if "preference_win" in r:
+                ci = r["preference_win_ci95"]
+                out.append(f"| {lab} | {_fmt(r['preference_original'])} → {_fmt(r['preference'])} | "
+                           f"{_fmt(r['preference_win'])} [{ci[0]:.3f}, {ci[1]:.3f}] | {_fmt(r['changed'])} |")
     out += ["", "ΔEmpathy by the original response's empathy total (paper Fig. 4a; n per level in brackets):", "",
             "| method | " + " | ".join(str(lv) for lv in range(7)) + " |", "|---|" + "---|" * 7]
     for lab, r in zip(labels, rows):
@@ -387,6 +413,14 @@ def markdown(rows: list[dict], notes: dict[str, str], paired: list[dict] | None 
                 "| method | n | difference | 95 % CI | p | more / same / less |", "|---|---|---|---|---|---|"]
         for c in paired:
             out.append(f"| {c['method']} | {c['n']} | {_fmt(c['mean_diff'])} | {_ci(c['ci95'])} | "
+                       f"{_fmt(c['p_value'], 4)} | {c['better']} / {c['same']} / {c['worse']} |")
+    if paired_pref:
+        out += ["", (f"Paired on the same inputs: predicted win rate against the original of each method minus that "
+                     f"of {paired_pref[0]['against']} (bootstrap 95 % CI; p: sign-flip permutation test):"), "",
+                "| method | n | difference | 95 % CI | p | more / same / less |", "|---|---|---|---|---|---|"]
+        for c in paired_pref:
+            out.append(f"| {c['method']} | {c['n']} | {_fmt(c['mean_diff'])} | "
+                       + (f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]" if c["ci95"] else "n/a") + " | "
                        f"{_fmt(c['p_value'], 4)} | {c['better']} / {c['same']} / {c['worse']} |")
     checked = [(lab, r["context_check"]) for lab, r in zip(labels, rows) if r.get("context_check", {}).get("n")]
     if checked:
@@ -454,8 +488,6 @@ def plots(rows: list[dict], out: Path) -> list[Path]:
 
 def _against_index(rows: list[dict], against: str | None) -> int:
     """The row the paired comparison is against: a file path or method label, default the last file."""
-    from core.configuration import ConfigError
-
     if against is None:
         return len(rows) - 1
     labels = _labels(rows)
@@ -471,9 +503,6 @@ def _against_index(rows: list[dict], against: str | None) -> int:
 
 def main(args) -> int:
 
-    from core.jsonio import atomic_write_json, atomic_write_text
-    from partner.config import DEFAULT_CONFIG, load_config
-
     cfg = load_config(args.config or DEFAULT_CONFIG, args.overrides)
     files = [Path(f) for f in args.files]
     for f in files:
@@ -488,7 +517,7 @@ def main(args) -> int:
     models = Models(cfg)
     clash = 0
     if judge:
-        if not Path(judge).is_dir():
+        if judge != "micromodels" and not Path(judge).is_dir():
             raise FileNotFoundError(f"--scorer {judge}: no classifier folder there")
         cfg.rewrite.scorer = judge
         if models.empathy() is None:
@@ -507,11 +536,14 @@ def main(args) -> int:
                                 f"{models.notes.get('empathy classifier', 'none loaded')}")
     rows = [evaluate_file(f, models, rescore=bool(clash or judge), check_context=check) for f in files]
     paired = paired_rows(rows, _against_index(rows, against)) if len(rows) > 1 else []
+    paired_pref = paired_rows(rows, _against_index(rows, against), "_pref_items") if len(rows) > 1 else []
     for r in rows:
         r.pop("_items", None)
+        r.pop("_pref_items", None)
     report = {
         "rows": rows,
         "paired": paired,
+        "paired_preference_win": paired_pref,
         "notes": models.notes,
         "empathy_classifier": judge or cfg.rewrite.scorer or "shipped models/epitome (or the files' own scores)",
         "reference_lm": cfg.rewards.reference_lm or cfg.policy.backbone,
@@ -520,7 +552,7 @@ def main(args) -> int:
         "commit": git_commit(),
     }
     atomic_write_json(out / "rewrites.json", report)
-    table = markdown(rows, models.notes, paired)
+    table = markdown(rows, models.notes, paired, paired_pref)
     atomic_write_text(out / "rewrites.md", f"# Rewrite evaluation\n\nReference LM: {report['reference_lm']}; "
                                            f"commit {report['commit']}.\n\n{table}")
     pngs = plots(rows, out)
@@ -541,9 +573,6 @@ def export_inputs(corpus: str, out: Path, n: int = 0, seed: int = 0) -> int:
     file order.
     """
     import random
-
-    from core import corpora
-    from core.jsonio import atomic_write_text
 
     if corpus in ("epitome-test", "epitome-dev"):
         rows = [{"id": f"{p.sp_id}/{p.rp_id}", "seeker_post": p.seeker_post, "response_post": p.response_post,

@@ -23,6 +23,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from classifiers.scorer import MECHANISMS
+from core.jsonio import atomic_write_json, atomic_write_text, check_batch_size, DataError, read_jsonl
+from core.provenance import git_commit
+from partner import metrics, rewrite_jsonl
+from partner.rewriters import insert_sentence
+
 log = logging.getLogger(__name__)
 
 # seed 001 Table 2 (its three seeds per mechanism, "I know how you feel." counted once), then phrases
@@ -38,8 +44,6 @@ STOCK_SENTENCES = (
 
 def read_pairs(path: Path) -> tuple[list[tuple[str, str]], list[dict]]:
     """(seeker, response) pairs of a JSONL file, and an error record (line, field, error) per unusable line."""
-    from core.jsonio import DataError, read_jsonl
-
     if not path.exists():
         raise DataError(path, None, None, "file not found")
     pairs, errors = [], []
@@ -53,10 +57,6 @@ def read_pairs(path: Path) -> tuple[list[tuple[str, str]], list[dict]]:
 
 def measure(scorer, pairs: list[tuple[str, str]], sentences, positions=("start",), batch_size: int = 32) -> dict:
     """ΔEmpathy of inserting each sentence at each position into every response, best first."""
-    from classifiers.scorer import MECHANISMS
-    from partner import metrics
-    from partner.rewriters import insert_sentence
-
     seekers = [s for s, _ in pairs]
     originals = [r for _, r in pairs]
     before = scorer.score(seekers, originals, batch_size, rationales=False)
@@ -100,10 +100,6 @@ def markdown(result: dict, meta: dict) -> str:
 
 
 def main(args) -> int:
-    from core.jsonio import atomic_write_json, atomic_write_text, check_batch_size
-    from core.provenance import git_commit
-    from partner.rewrite_jsonl import load_scorer
-
     check_batch_size(args.batch_size)
     path = Path(args.input)
     pairs, errors = read_pairs(path)
@@ -112,7 +108,7 @@ def main(args) -> int:
     if not pairs:
         raise SystemExit(f"{path}: no usable (seeker_post, response_post) lines")
     sentences = args.sentences or list(STOCK_SENTENCES)
-    scorer = load_scorer(args.model or "")
+    scorer = rewrite_jsonl.load_scorer(args.model or "")
     result = measure(scorer, pairs, sentences, tuple(args.at), args.batch_size)
     meta = {"input": str(path), "errors": len(errors), "model": args.model or "models/epitome (shipped)",
             "commit": git_commit()}

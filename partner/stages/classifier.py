@@ -6,13 +6,13 @@ import logging
 import shutil
 from pathlib import Path
 
+from classifiers.epitome_train import train
+from core.jsonio import atomic_write_text
+
 log = logging.getLogger(__name__)
 
 
 def run(cfg, force: bool = False) -> Path:
-    from classifiers.epitome_train import train
-    from core.jsonio import atomic_write_text
-
     out = Path(cfg.run_dir) / "classifier"
     if (out / ".complete").exists() and not force:
         log.info("classifier: %s is complete; skipping (--force retrains)", out)

@@ -10,13 +10,13 @@ import logging
 import shutil
 from pathlib import Path
 
+from classifiers.coherence import train
+from core.jsonio import atomic_write_text
+
 log = logging.getLogger(__name__)
 
 
 def run(cfg, force: bool = False) -> Path:
-    from classifiers.coherence import train
-    from core.jsonio import atomic_write_text
-
     out = Path(cfg.run_dir) / "coherence"
     if (out / ".complete").exists() and not force:
         log.info("coherence: %s is complete; skipping (--force retrains)", out)

@@ -10,13 +10,13 @@ import logging
 import shutil
 from pathlib import Path
 
+from classifiers.reverse import train
+from core.jsonio import atomic_write_text
+
 log = logging.getLogger(__name__)
 
 
 def run(cfg, force: bool = False) -> Path:
-    from core.jsonio import atomic_write_text
-    from classifiers.reverse import train
-
     out = Path(cfg.run_dir) / "reverse"
     if (out / ".complete").exists() and not force:
         log.info("reverse: %s is complete; skipping (--force retrains)", out)

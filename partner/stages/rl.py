@@ -22,12 +22,17 @@ import logging
 import shutil
 from pathlib import Path
 
+from core.corpora import epitome_splits
+from core.jsonio import atomic_write_json, atomic_write_text
+from partner.config import SHIPPED_MODELS
+from partner.policy import PartnerPolicy
+from partner.rl_trainer import plot_history, RLTrainer
+from rewards.stack import RewardStack
+
 log = logging.getLogger(__name__)
 
 
 def warmstart_policy_path(cfg) -> Path:
-    from partner.config import SHIPPED_MODELS
-
     trained = Path(cfg.run_dir) / "warmstart"
     if (trained / ".complete").exists() and (trained / "policy").is_dir():
         return trained / "policy"
@@ -43,8 +48,6 @@ def completed_steps(out: Path) -> int | None:
 
 
 def prompts(cfg) -> list[tuple[str, str]]:
-    from core.corpora import epitome_splits
-
     train = epitome_splits(cfg.data_path() / "epitome-reddit", seed=cfg.classifier.split_seed)["train"]
     return [(p.seeker_post, p.response_post) for p in train]
 
@@ -52,10 +55,6 @@ def prompts(cfg) -> list[tuple[str, str]]:
 def run(cfg, force: bool = False, reward_fn=None) -> Path:
     import torch
     from accelerate import Accelerator
-
-    from core.jsonio import atomic_write_json, atomic_write_text
-    from partner.policy import PartnerPolicy
-    from partner.rl_trainer import RLTrainer, plot_history
 
     out = Path(cfg.run_dir) / "rl"
     if (out / ".complete").exists() and not force:
@@ -74,8 +73,6 @@ def run(cfg, force: bool = False, reward_fn=None) -> Path:
     policy = PartnerPolicy.load(str(init), cfg.policy, device=acc.device, trainable=True)
     ref = PartnerPolicy.load(str(init), cfg.policy, device=acc.device) if cfg.rl.kl_coef > 0 else None
     if reward_fn is None:
-        from rewards.stack import RewardStack
-
         reward_fn = RewardStack.from_config(cfg, device=str(acc.device))
     trainer = RLTrainer(policy, reward_fn, prompts(cfg), cfg.rl, out, ref_policy=ref, accelerator=acc)
     history = trainer.train(cfg.rl.steps)

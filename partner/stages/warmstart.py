@@ -17,6 +17,12 @@ import json
 import logging
 from pathlib import Path
 
+from classifiers.scorer import EmpathyScorer
+from core.jsonio import atomic_write_json, atomic_write_text
+
+from .. import warmstart_data as D, warmstart_trainer as W
+from ..policy import PartnerPolicy
+
 log = logging.getLogger(__name__)
 
 
@@ -33,10 +39,6 @@ def _classifier_path(cfg) -> str | None:
 
 def build_data(cfg, out: Path, labeller=None):
     """Examples and report, from ``data.jsonl`` if it was built before."""
-    from core.jsonio import atomic_write_json
-
-    from .. import warmstart_data as D
-
     data_path = out / "data.jsonl"
     report_path = out / "data_report.json"
     if data_path.exists() and report_path.exists():
@@ -48,8 +50,6 @@ def build_data(cfg, out: Path, labeller=None):
 
         sources = random.Random(w.seed).sample(sources, w.max_sources)
     if labeller is None:
-        from classifiers.scorer import EmpathyScorer
-
         path = _classifier_path(cfg)
         log.info("labelling sentences with the EPITOME classifier at %s", path or "models/epitome (shipped)")
         labeller = D.scorer_labeller(EmpathyScorer.load(path))
@@ -65,12 +65,6 @@ def build_data(cfg, out: Path, labeller=None):
 
 
 def run(cfg, force: bool = False, labeller=None) -> Path:
-    from core.jsonio import atomic_write_text
-
-    from .. import warmstart_trainer as W
-    from .. import warmstart_data as D
-    from ..policy import PartnerPolicy
-
     out = Path(cfg.run_dir) / "warmstart"
     done = out / ".complete"
     if done.exists() and not force:

@@ -6,8 +6,8 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from test_rl import PROMPTS, stop_reward, tiny_policy  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rl_fakes import PROMPTS, stop_reward, tiny_policy  # noqa: E402
 
 from partner.config import RLConfig  # noqa: E402
 from partner.rl_trainer import RLTrainer  # noqa: E402

@@ -1,0 +1,5 @@
+import sys
+
+from partner.cli.serve import main
+
+sys.exit(main())
