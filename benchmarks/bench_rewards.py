@@ -11,10 +11,14 @@ the stack we time
 
 The sum of the components' times is printed beside the stack's, to show the sharing (one frozen LM
 for fluency and both MI terms, one classifier pass per distinct pair or sentence, cached originals).
+r_m and the stack are also timed with r_m as it was at 769d52b (its forward term running every
+(post, rewrite) sequence whole), and the stack rows report r_m's share of their time (issue 28's
+target: at most 25 %). The preference term (rewards/preference.py, off by default) is timed on its
+own when the commit has it and models/preference exists.
 
     python benchmarks/bench_rewards.py [--repeats 3] [--threads N]
 
-Writes benchmarks/results/rewards.json and .md with machine info and the git commit.
+Writes benchmarks/results/rewards.json and .md with machine info, load average and the git commit.
 """
 
 from __future__ import annotations
@@ -73,28 +77,70 @@ def rollouts(batch: int, round_: int):
     return seekers, originals, rewrites, edits
 
 
-def timed(fn, batch) -> float:
-    t = time.perf_counter()
+def timed(fn, batch) -> tuple[float, float]:
+    t, c = time.perf_counter(), time.process_time()
     fn(*batch)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.process_time() - c
 
 
-def bench(make, repeats: int, batch: int) -> dict:
-    """Median seconds of a cold batch and of a following (warm-cache) batch, over fresh instances."""
-    cold, step = [], []
+class Clock:
+    """Wall seconds spent inside one stack component's entry points (its share of the stack's time)."""
+
+    def __init__(self, component):
+        self.seconds = 0.0
+        for name in ("parts", "breakdown", "__call__"):
+            fn = getattr(component, name, None)
+            if fn is not None and name != "__call__":
+                setattr(component, name, self._wrap(fn))
+        self.component = component
+
+    def _wrap(self, fn):
+        def inner(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                self.seconds += time.perf_counter() - t
+        return inner
+
+
+def bench_all(makers: dict, repeats: int, batch: int) -> dict:
+    """Per maker: median wall and CPU seconds of a cold batch and of a following (warm-cache) batch over
+    fresh instances, the makers taking turns in every repeat (so shared load falls on all of them);
+    for stacks, also the MI component's seconds inside them."""
+    runs: dict = {name: {"cold": [], "step": [], "cold_cpu": [], "step_cpu": [], "mi_cold": [], "mi_step": []}
+                  for name in makers}
     for r in range(repeats):
-        fn = make()
-        fn(*rollouts(batch, 100 + r))  # warm-up: loads the models
-        for component in (fn.components.values() if hasattr(fn, "components") else [fn]):
-            _clear(component)  # so "cold" is cold
-        cold.append(timed(fn, rollouts(batch, 2 * r)))
-        step.append(timed(fn, rollouts(batch, 2 * r + 1)))
-    return {"cold_s": round(statistics.median(cold), 3), "step_s": round(statistics.median(step), 3),
-            "cold_runs": [round(x, 3) for x in cold], "step_runs": [round(x, 3) for x in step]}
+        for name, make in makers.items():
+            fn = make()
+            fn(*rollouts(batch, 100 + r))  # warm-up: loads the models
+            parts = fn.components.values() if hasattr(fn, "components") else [fn]
+            for component in parts:
+                _clear(component)  # so "cold" is cold
+            mi = fn.components.get("mi") if hasattr(fn, "components") else None
+            clock = Clock(mi) if mi is not None else None
+            for kind, round_ in (("cold", 2 * r), ("step", 2 * r + 1)):
+                before = clock.seconds if clock else 0.0
+                wall, cpu = timed(fn, rollouts(batch, round_))
+                runs[name][kind].append(wall)
+                runs[name][f"{kind}_cpu"].append(cpu)
+                if clock:
+                    runs[name][f"mi_{kind}"].append(clock.seconds - before)
+            log.info("%s, repeat %d: cold %.2f s, step %.2f s", name, r, runs[name]["cold"][-1], runs[name]["step"][-1])
+    out = {}
+    med = statistics.median
+    for name, x in runs.items():
+        out[name] = {"cold_s": round(med(x["cold"]), 3), "step_s": round(med(x["step"]), 3),
+                     "cold_cpu_s": round(med(x["cold_cpu"]), 3), "step_cpu_s": round(med(x["step_cpu"]), 3),
+                     "cold_runs": [round(v, 3) for v in x["cold"]], "step_runs": [round(v, 3) for v in x["step"]]}
+        if x["mi_step"]:
+            out[name]["mi_share_cold"] = round(med([m / t for m, t in zip(x["mi_cold"], x["cold"])]), 3)
+            out[name]["mi_share_step"] = round(med([m / t for m, t in zip(x["mi_step"], x["step"])]), 3)
+    return out
 
 
 def _clear(component) -> None:
-    for name in ("cache", "_fwd_cache", "_rev_cache"):
+    for name in ("cache", "_fwd_cache", "_rev_cache", "_fwd_prompts"):
         c = getattr(component, name, None)
         if c is not None:
             c.clear()
@@ -130,23 +176,53 @@ def main(argv=None) -> int:
     notes = []
     if not empathy_ok:
         notes.append("models/epitome is absent: the empathy component and the stack run without r_e")
+    class MIAsBefore(MutualInformationReward):
+        """r_m as at 769d52b: the forward term runs every (post, rewrite) sequence whole."""
+
+        def _forward(self, keys):
+            from classifiers.reverse import FORWARD_LABELS, encode_conditional
+
+            tok = self.forward_lm.tok
+            enc = [encode_conditional(tok, s, r, FORWARD_LABELS, self.max_seeker_tokens, self.max_response_tokens)
+                   for s, r in keys]
+            return [s / n for s, n in self.forward_lm.target_logprobs(enc, adapter=False, batch_size=self.batch_size)]
+
+    cfg = RewardConfig(w_empathy=1.0 if empathy_ok else 0.0)
+
+    def stack(old_mi: bool = False):
+        st = RewardStack(cfg, policy_backbone="smollm2-135m", device=device, lms={"smollm2-135m": lm})
+        if old_mi:
+            mi = st.components["mi"]
+            st.components["mi"] = MIAsBefore(mi.forward_lm, mi.reverse_lm, mi.lambda_mi, mi.max_seeker_tokens,
+                                             mi.max_response_tokens, mi.batch_size,
+                                             reverse_lengths=mi.reverse_lengths)
+        return st
+
+    def mi_reward(old: bool = False):
+        return stack(old).components["mi"]  # r_m as the stack builds it (lengths, batch size)
+
     makers = {
-        "fluency": lambda: FluencyReward(lm),
+        "fluency": lambda: FluencyReward(lm, cfg.max_response_tokens, cfg.batch_size),
         "coherence": lambda: CoherenceReward(device=device),
-        "mi": lambda: MutualInformationReward(lm, lm, 0.5),
+        "mi (as at 769d52b)": lambda: mi_reward(old=True),
+        "mi": mi_reward,
     }
     if empathy_ok:
         makers = {"empathy": lambda: EmpathyReward(device=device), **makers}
-    cfg = RewardConfig(w_empathy=1.0 if empathy_ok else 0.0)
-    makers["stack"] = lambda: RewardStack(cfg, policy_backbone="smollm2-135m", device=device,
-                                          lms={"smollm2-135m": lm})
+    try:  # the preference term (issue 25), once it exists: off by default, timed on its own
+        from rewards.preference import PreferenceReward
 
-    results = {}
-    for name, make in makers.items():
-        log.info("timing %s", name)
-        results[name] = bench(make, args.repeats, args.batch)
-        log.info("%s: %s", name, results[name])
-    parts = [k for k in results if k != "stack"]
+        if (ROOT / "models" / "preference").exists():
+            makers["preference (off by default)"] = lambda: PreferenceReward(path=str(ROOT / "models" / "preference"),
+                                                                             device=device)
+    except ImportError:
+        notes.append("rewards/preference.py is not in this commit: no preference term timed")
+    makers["stack (mi as at 769d52b)"] = lambda: stack(old_mi=True)
+    makers["stack"] = stack
+
+    load_start = os.getloadavg()[0]
+    results = bench_all(makers, args.repeats, args.batch)
+    parts = [k for k in results if not k.startswith(("stack", "mi (", "preference"))]
     summed = {k: round(sum(results[c][k] for c in parts), 3) for k in ("cold_s", "step_s")}
 
     commit = git_commit()
@@ -159,7 +235,7 @@ def main(argv=None) -> int:
         "results": results,
         "sum_of_components": summed,
         "notes": notes,
-        "machine": machine_info(),
+        "machine": {**machine_info(), "load_average_start": round(load_start, 2)},
         "commit": commit,
     }
     res = Path(args.out)
@@ -180,15 +256,22 @@ def markdown(out: dict, args: str) -> str:
     where = m.get("gpu") or f"{m.get('cpu_count', '?')} CPUs"
     lines = [f"# Reward stack: seconds per batch of {out['batch']} rollouts ({out.get('device', 'cpu')})", "",
              f"Commit {out['commit']}; {m.get('platform', '?')}; {where}; torch {m.get('torch', '?')} "
-             f"({m.get('torch_threads', m.get('threads', '?'))} threads); 1-min load average {load} "
+             f"({m.get('torch_threads', m.get('threads', '?'))} threads); 1-min load average "
+             + (f"{m['load_average_start']} at the start, " if "load_average_start" in m else "") + f"{load} at the end "
              "(the machine is shared: compare rows of one run, not runs).", "",
              "`cold`: first batch, nothing cached. `step`: next batch, same states, new candidates "
              "(originals and repeated pairs cached). Median of "
-             f"{out['repeats']} fresh instances.", "",
-             "| component | cold (s) | step (s) |", "|---|---|---|"]
+             f"{out['repeats']} fresh instances, every row taking its turn in each repeat. CPU: this process's CPU "
+             "seconds (less sensitive to other jobs than wall time). MI share: wall time inside r_m over the "
+             "stack's. `as at 769d52b`: r_m's forward term running every (post, rewrite) sequence whole, as "
+             "before its prompts were cached.", "",
+             "| component | cold (s) | step (s) | cold CPU (s) | step CPU (s) | MI share of the stack, cold / step |",
+             "|---|---|---|---|---|---|"]
     for name, r in results.items():
-        lines.append(f"| {name} | {r['cold_s']:.3f} | {r['step_s']:.3f} |")
-    lines.append(f"| sum of components | {summed['cold_s']:.3f} | {summed['step_s']:.3f} |")
+        share = (f"{r['mi_share_cold']:.0%} / {r['mi_share_step']:.0%}" if "mi_share_step" in r else "")
+        lines.append(f"| {name} | {r['cold_s']:.3f} | {r['step_s']:.3f} | {r.get('cold_cpu_s', float('nan')):.3f} | "
+                     f"{r.get('step_cpu_s', float('nan')):.3f} | {share} |")
+    lines.append(f"| sum of components | {summed['cold_s']:.3f} | {summed['step_s']:.3f} | | | |")
     lines += [""] + [f"Note: {n}" for n in out.get("notes", [])]
     lines.append("\nCommand: `python benchmarks/bench_rewards.py " + args + "`")
     return "\n".join(lines) + "\n"

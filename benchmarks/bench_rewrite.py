@@ -1,26 +1,35 @@
-"""Rewriting throughput: the PARTNER episode batched with a KV cache vs a naive per-example loop.
+"""Rewriting throughput: the PARTNER episode on this machine, the naive loop and each speed-up, one run.
 
-Both run the same episode code (``partner.episode.run_episodes``) with greedy decoding on the same
-(seeker, response) pairs; only ``policy.act`` differs:
+Every path runs the same episode code (``partner.episode.run_episodes``, greedy) on the same
+(seeker, response) pairs; only the actor (``policy.act`` or a stand-in) or the weights differ:
 
-- **batched**: ``PartnerPolicy.act`` on batches of ``--batch-size`` states, one prompt forward,
-  then one token per step through the KV cache (what ``partner-rewrite`` runs);
 - **naive**: one example at a time, every generated token recomputing the whole sequence with no
   cache, as the authors' code did (``prepare_inputs_for_generation`` returned only ``input_ids``,
-  partner-method.md §1.2).
+  partner-method.md §1.2);
+- **batched (769d52b)**: ``PartnerPolicy.act`` as it was before this benchmark's speed-ups: one
+  prompt pass per batch of states, the marker and the sentence through the KV cache, every row of
+  the batch fed (padding) until the last sentence ends;
+- **+ finished rows leave the batch**: ``act`` today without a prefix cache: STOP rows and
+  finished sentences drop out of the KV cache, so decoding runs only on sentences being written;
+- **+ seeker prefix reused** (what ``partner-rewrite`` runs): also the KV cache of each state's
+  seeker part, computed once per episode batch and reused by its later windows and guard retries;
+- **LoRA not merged**: the default path on the policy loaded for training (PEFT adapter applied at
+  every layer) instead of merged into the weights, as inference loads it;
+- **bf16** / **int8 dynamic** (``--dtypes``): the default path with the backbone cast to bfloat16,
+  or its Linear layers dynamically quantised to int8 (``torch.ao.quantization.quantize_dynamic``);
+  not used by partner-rewrite: they change outputs (the share of identical rewrites is reported);
+- **batch 64** (``--big-batch``): the default path on larger batches (``partner-rewrite --batch-size``):
+  the decoding steps then serve more sentences each.
 
-The policy is the shipped one (``models/policy``) if present. Otherwise it is the bare backbone
-with an untrained position head whose STOP class is masked, so that every episode writes
-``policy.max_edits`` sentences of up to ``policy.max_sentence_tokens`` tokens (speed does not
-depend on trained weights; the workload is stated in the results). The outputs of the two paths
-are compared: with greedy decoding they should agree.
+The rows are timed in rounds, each round running every path once on the same pairs in turn, so
+load that comes and goes on a shared machine falls on all of them. Wall seconds and this
+process's CPU seconds are both reported. The naive path is slow, so it runs on the first
+``--naive-n`` pairs only; the speed-up is computed on those pairs for both paths (same work).
 
-    python benchmarks/bench_rewrite.py [--n 16] [--naive-n 4] [--batch-size 16] [--model DIR]
+    python benchmarks/bench_rewrite.py [--n 32] [--naive-n 4] [--batch-size 16] [--rounds 1] [--dtypes bf16,int8]
 
-The naive path is slow enough on a small CPU that it runs on the first ``--naive-n`` pairs only;
-rates are per pair, and the output comparison covers those pairs.
-
-Writes benchmarks/results/rewrite.json and .md with machine info, load average and the git commit.
+The policy is the shipped agent (``models/policy_rl``, else ``models/policy``). Writes
+benchmarks/results/rewrite.json and .md with machine info, load average and the git commit.
 """
 
 from __future__ import annotations
@@ -54,22 +63,22 @@ def pairs(n: int):
         return [r["seeker_post"] for r in rows], [r["response_post"] for r in rows], "examples/low-empathy.jsonl"
 
 
-def load_policy(model: str | None, cfg, device: str = "cpu"):
-    import torch
-
+def policy_path(model: str | None) -> Path:
     from partner.config import SHIPPED_MODELS
-    from partner.policy import PartnerPolicy
-    from partner import edits as E
 
-    path = Path(model) if model else SHIPPED_MODELS / "policy"
-    if (path / "policy_config.json").exists():
-        where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-        return PartnerPolicy.load(str(path), cfg=cfg, device=device), f"trained policy {where}"
-    policy = PartnerPolicy.load(cfg.backbone, cfg=cfg, device=device)
-    with torch.no_grad():
-        policy.head.bias[E.stop_class(policy.k)] = -1e4  # never stop: a fixed, full workload
-    return policy, (f"untrained {cfg.backbone} with STOP masked (every episode edits until "
-                    f"max_edits={cfg.max_edits} or the end of the response)")
+    if model:
+        return Path(model)
+    return SHIPPED_MODELS / ("policy_rl" if (SHIPPED_MODELS / "policy_rl").exists() else "policy")
+
+
+def load_policy(model: str | None, cfg, device: str = "cpu", trainable: bool = False):
+    from partner.policy import PartnerPolicy
+
+    path = policy_path(model)
+    if not (path / "policy_config.json").exists():
+        raise SystemExit(f"no trained policy at {path}: pass --model")
+    where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    return PartnerPolicy.load(str(path), cfg=cfg, device=device, trainable=trainable), f"trained policy {where}"
 
 
 class NaiveActor:
@@ -114,6 +123,102 @@ class NaiveActor:
                            torch.stack(logp_sent), None)
 
 
+class PreviousActor:
+    """``PartnerPolicy.act`` as at commit 769d52b (greedy only): every row stays in the decoding batch
+    (fed padding once it stops) and each window's whole prompt runs through the model."""
+
+    def __init__(self, policy):
+        self.policy, self.k, self.cfg = policy, policy.k, policy.cfg
+
+    def _forward_cached(self, ids, mask, past, n_before):
+        import torch
+
+        p = self.policy
+        n_seen = n_before + mask.sum(-1)
+        full_mask = mask if past is None else torch.cat([p._mask, mask], dim=1)
+        pos_ids = (n_before[:, None] + mask.cumsum(-1) - 1).clamp(min=0)
+        out = p.model(input_ids=ids, attention_mask=full_mask, position_ids=pos_ids, past_key_values=past,
+                      use_cache=True, output_hidden_states=past is None, logits_to_keep=1)
+        p._mask = full_mask
+        return out, n_seen
+
+    def act(self, seekers, windows, sample=False, **_):
+        import torch
+
+        from partner import edits as E
+        from partner.policy import ActionBatch
+
+        p, n = self.policy, len(seekers)
+        with torch.no_grad():
+            ids, mask = p._left_pad([p.state_ids(s, w) for s, w in zip(seekers, windows)])
+            out, seen = self._forward_cached(ids, mask, None, torch.zeros(n, dtype=torch.long, device=p.device))
+            pos_logits = p.head(out.hidden_states[-1][:, -1].to(p.head.weight.dtype)).float()
+            pos_logits = pos_logits.masked_fill(~p.class_mask(windows), float("-inf"))
+            pos_logp = torch.log_softmax(pos_logits, -1)
+            pos = pos_logp.argmax(-1)
+            stop = E.stop_class(self.k)
+            active = [i for i in range(n) if int(pos[i]) != stop]
+            gen = [[] for _ in range(n)]
+            logps = [[] for _ in range(n)]
+            if active:
+                mids, mmask = p._left_pad([p.marker_ids(int(pos[i])) if i in active else [] for i in range(n)])
+                out, seen = self._forward_cached(mids, mmask, out.past_key_values, seen)
+                done = torch.tensor([i not in active for i in range(n)], device=p.device)
+                for _ in range(int(self.cfg.max_sentence_tokens)):
+                    logits = out.logits[:, -1].float()
+                    lp = torch.log_softmax(logits, -1)
+                    nxt = torch.where(done, torch.full_like(logits.argmax(-1), p.pad_id), logits.argmax(-1))
+                    for i in range(n):
+                        if not done[i]:
+                            gen[i].append(int(nxt[i]))
+                            logps[i].append(lp[i, nxt[i]])
+                            if p._stops(gen[i]):
+                                done[i] = True
+                    if bool(done.all()):
+                        break
+                    out, seen = self._forward_cached(nxt[:, None], torch.ones_like(nxt)[:, None], out.past_key_values,
+                                                     seen)
+            p._mask = None
+        return ActionBatch(pos, [p.decode_sentence(g) for g in gen], [torch.tensor(g, dtype=torch.long) for g in gen],
+                           pos_logp.gather(-1, pos[:, None]).squeeze(-1),
+                           torch.stack([torch.stack(x).sum() if x else torch.zeros(()) for x in logps]), pos_logits)
+
+
+class Actor:
+    """Today's ``act`` without the seeker-prefix cache (finished rows still leave the batch)."""
+
+    def __init__(self, policy):
+        self.policy, self.k, self.cfg = policy, policy.k, policy.cfg
+
+    def act(self, *a, prefix_cache=None, **kw):
+        return self.policy.act(*a, **kw)
+
+
+def cast(policy, dtype: str):
+    """A copy of ``policy`` whose backbone runs in bfloat16, or with int8 dynamically quantised Linears."""
+    import copy
+
+    import torch
+
+    p = copy.deepcopy(policy)
+    if dtype == "bf16":
+        p.model.to(torch.bfloat16)
+    elif dtype == "int8":
+        from torch.ao.quantization import quantize_dynamic
+
+        p.model = quantize_dynamic(p.model, {torch.nn.Linear}, dtype=torch.qint8)
+    else:
+        raise ValueError(f"--dtypes: bf16 or int8, not {dtype!r}")
+    return p
+
+
+def run(actor, seekers, responses, cfg, batch_size: int):
+    from partner.episode import run_episodes
+
+    eps = []
+    for i in range(0, len(seekers), batch_size):
+        eps += run_episodes(actor, seekers[i:i + batch_size], responses[i:i + batch_size], cfg, sample=False)
+    return eps
 
 
 def main(argv=None) -> int:
@@ -121,78 +226,117 @@ def main(argv=None) -> int:
 
     from core.jsonio import atomic_write_json, atomic_write_text
     from partner.config import DEFAULT_CONFIG, load_config
-    from partner.episode import run_episodes
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=16, help="pairs rewritten by each path")
+    ap.add_argument("--n", type=int, default=32, help="pairs rewritten by each batched path")
     ap.add_argument("--naive-n", type=int, default=4, help="pairs rewritten by the naive path (the first ones)")
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--model", default=None, help="policy folder (default: models/policy if shipped)")
+    ap.add_argument("--big-batch", type=int, default=64, help="a row for the default path at this batch size (0: none)")
+    ap.add_argument("--rounds", type=int, default=1, help="rounds of every path in turn (times are summed)")
+    ap.add_argument("--dtypes", default="bf16,int8", help="extra rows with the backbone cast: bf16,int8 or ''")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument("--model", default=None, help="policy folder (default: the shipped agent)")
     ap.add_argument("--device", default="cpu", help="cpu (the default), cuda, ...")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "rewrite"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = load_config(DEFAULT_CONFIG).policy
     seekers, responses, source = pairs(args.n)
     policy, what = load_policy(args.model, cfg, args.device)
-    log.info("policy: %s; %d pairs from %s", what, len(seekers), source)
-
-    run_episodes(policy, seekers[:2], responses[:2], cfg, sample=False)  # warm-up
-    load_before = os.getloadavg()
-    t = time.perf_counter()
-    batched = []
-    for i in range(0, len(seekers), args.batch_size):
-        batched += run_episodes(policy, seekers[i:i + args.batch_size], responses[i:i + args.batch_size], cfg,
-                                sample=False)
-    t_batched = time.perf_counter() - t
-    log.info("batched (KV cache, batch %d): %.1f s", args.batch_size, t_batched)
-
-    naive_actor = NaiveActor(policy)
-    t = time.perf_counter()
-    naive = []
+    cfg = policy.cfg  # as the policy was trained (window, context)
     n_naive = min(args.naive_n, len(seekers))
-    for s, r in zip(seekers[:n_naive], responses[:n_naive]):
-        naive += run_episodes(naive_actor, [s], [r], cfg, sample=False)
-    t_naive = time.perf_counter() - t
-    load_after = os.getloadavg()
-    log.info("naive (per example, no KV cache): %.1f s, %d forward passes", t_naive, naive_actor.forwards)
+    paths = {"naive per-example loop, no KV cache": NaiveActor(policy),
+             "batched, KV cache (as at 769d52b)": PreviousActor(policy),
+             "+ finished rows leave the batch": Actor(policy),
+             "+ seeker prefix reused (partner-rewrite)": policy}
+    default = "+ seeker prefix reused (partner-rewrite)"
+    unmerged, _ = load_policy(args.model, cfg, args.device, trainable=True)
+    unmerged.eval()
+    paths["default path, LoRA not merged (PEFT)"] = unmerged
+    for d in filter(None, args.dtypes.split(",")):
+        paths[f"default path, {'bfloat16' if d == 'bf16' else 'int8 dynamic quantisation'}"] = cast(policy, d)
+    sizes = {name: args.batch_size for name in paths}
+    if args.big_batch:
+        name = f"default path, batch {args.big_batch}"
+        paths[name], sizes[name] = policy, args.big_batch
+    log.info("policy: %s; %d pairs from %s; paths: %s", what, len(seekers), source, ", ".join(paths))
 
-    agree = sum(a.text == b.text for a, b in zip(batched, naive)) / max(1, len(naive))
-    sentences = sum(len(ep.edits) for ep in batched)
+    for actor in paths.values():  # warm-up
+        run(actor, seekers[:1], responses[:1], cfg, 1)
+    wall = {k: 0.0 for k in paths}
+    cpu = {k: 0.0 for k in paths}
+    wall_small = {k: 0.0 for k in paths}  # on the naive path's pairs
+    texts: dict[str, list[str]] = {}
+    loads = [os.getloadavg()[0]]
+    for _ in range(args.rounds):
+        for name, actor in paths.items():
+            todo = [(n_naive, wall_small)] + ([] if name.startswith("naive") else [(len(seekers), wall)])
+            for n, into in todo:
+                t, c = time.perf_counter(), time.process_time()
+                eps = run(actor, seekers[:n], responses[:n], cfg, sizes[name])
+                into[name] += time.perf_counter() - t
+                if into is wall or name.startswith("naive"):
+                    cpu[name] += time.process_time() - c
+                    texts[name] = [ep.text for ep in eps]
+                    if name == default:
+                        sentences = sum(len(ep.edits) for ep in eps)
+            if name.startswith("naive"):
+                wall[name] = wall_small[name]
+            log.info("%s: %.1f s (%d pairs), %.1f s on the first %d", name, wall[name], len(texts[name]),
+                     wall_small[name], n_naive)
+        loads.append(os.getloadavg()[0])
+
+    naive_name = next(iter(paths))
+    base = texts["batched, KV cache (as at 769d52b)"]
+    rows = []
+    for name in paths:
+        n = len(texts[name])
+        same_prev = sum(a == b for a, b in zip(texts[name], base)) / len(texts[name])
+        same_naive = sum(a == b for a, b in zip(texts[name][:n_naive], texts[naive_name])) / n_naive
+        rows.append({"path": name, "pairs": n, "seconds": round(wall[name] / args.rounds, 2),
+                     "cpu_seconds": round(cpu[name] / args.rounds, 2),
+                     "rewrites_per_s": round(n * args.rounds / wall[name], 4),
+                     "x_naive_rate": round((n / wall[name]) / (n_naive / wall[naive_name]), 2),
+                     "x_naive_rate_cpu": round((n / cpu[name]) / (n_naive / cpu[naive_name]), 2),
+                     "speedup_vs_naive_same_pairs": round(wall_small[naive_name] / wall_small[name], 2),
+                     "same_as_769d52b": round(same_prev, 3), "same_as_naive": round(same_naive, 3)})
     result = {
-        "what": "PARTNER rewrites per second (run_episodes, greedy), batched + KV cache vs naive per-example "
-                "loop without KV cache",
-        "policy": what, "device": args.device, "data": source, "n": len(seekers), "batch_size": args.batch_size,
-        "max_edits": cfg.max_edits, "max_sentence_tokens": cfg.max_sentence_tokens,
-        "sentences_written": sentences,
-        "batched": {"n": len(seekers), "seconds": round(t_batched, 2),
-                    "rewrites_per_s": round(len(seekers) / t_batched, 4)},
-        "naive": {"n": n_naive, "seconds": round(t_naive, 2), "rewrites_per_s": round(n_naive / t_naive, 4),
-                  "forward_passes": naive_actor.forwards},
-        "speedup": round((len(seekers) / t_batched) / (n_naive / t_naive), 2),
-        "same_output_share": round(agree, 3),
-        "machine": {**machine_info(),
-                    "load_average_before_after": [round(load_before[0], 2), round(load_after[0], 2)]},
-        "commit": git_commit(),
+        "what": "PARTNER rewrites per second (run_episodes, greedy): the naive per-example loop, the batched "
+                "path before this benchmark's speed-ups, and each speed-up on top",
+        "policy": what, "device": args.device, "data": source, "n": len(seekers), "naive_n": n_naive,
+        "batch_size": args.batch_size, "rounds": args.rounds, "max_edits": cfg.max_edits,
+        "max_sentence_tokens": cfg.max_sentence_tokens, "sentences_written": sentences, "rows": rows,
+        "speedup": next(r["x_naive_rate"] for r in rows if r["path"] == default),
+        "speedup_cpu": next(r["x_naive_rate_cpu"] for r in rows if r["path"] == default),
+        "machine": {**machine_info(), "load_average_per_round": [round(x, 2) for x in loads]},
+        "commit": git_commit(), "command": "python benchmarks/bench_rewrite.py " + " ".join(argv or sys.argv[1:]),
     }
     out = Path(args.out)
     atomic_write_json(out.with_suffix(".json"), result)
-    md = (f"# Rewriting throughput\n\n{result['what']}.\n\n"
-          f"Policy: {what}. Data: {len(seekers)} pairs from the {source}; {sentences} sentences written "
-          f"(max {cfg.max_edits} edits per response, {cfg.max_sentence_tokens} tokens per sentence).\n\n"
-          "| path | pairs | seconds | rewrites / s |\n|---|---|---|---|\n"
-          f"| batched, KV cache, batch {args.batch_size} | {len(seekers)} | {t_batched:.1f} | "
-          f"{len(seekers) / t_batched:.4f} |\n"
-          f"| naive per-example loop, no KV cache | {n_naive} | {t_naive:.1f} | {n_naive / t_naive:.4f} |\n\n"
-          f"Speed-up: **{result['speedup']:.1f}x**. Identical rewrites from both paths on the {n_naive} pairs both "
-          f"rewrote: {agree:.0%}.\n\n"
-          f"Machine: {platform.platform()}, {os.cpu_count()} CPUs (1-min load average, above the CPU count "
-          "when other jobs shared them: "
-          f"{load_before[0]:.1f} before, {load_after[0]:.1f} after), torch {torch.__version__}, commit "
-          f"{result['commit']}.\n")
-    atomic_write_text(out.with_suffix(".md"), md)
-    print(md)
+    lines = [f"# Rewriting throughput ({args.device})", "", f"{result['what']}.", "",
+             f"Policy: {what}. Data: {len(seekers)} pairs from the {source} ({n_naive} for the naive loop); "
+             f"{sentences} sentences written (max {cfg.max_edits} edits per response, {cfg.max_sentence_tokens} "
+             f"tokens per sentence), batch {args.batch_size}, {args.rounds} round(s) of every path in turn.", "",
+             "| path | pairs | wall s | CPU s | rewrites / s | × naive (wall) | × naive (CPU) | "
+             "× naive, same %d pairs (wall) | same text as 769d52b | same text as naive |" % n_naive,
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['path']} | {r['pairs']} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | "
+                     f"{r['rewrites_per_s']:.3f} | {r['x_naive_rate']:.1f} | {r['x_naive_rate_cpu']:.1f} | "
+                     f"{r['speedup_vs_naive_same_pairs']:.1f} | {r['same_as_769d52b']:.0%} | {r['same_as_naive']:.0%} |")
+    lines += ["", f"partner-rewrite's path (batch {args.batch_size}) vs the naive loop, rewrites per second: "
+              f"**{result['speedup']:.1f}x** wall, {result['speedup_cpu']:.1f}x in this process's CPU time. "
+              f"(× naive: each path's rate over its pairs ÷ the naive rate over the first {n_naive}; the same-pairs "
+              f"column runs every path on those {n_naive} pairs only, as one small batch.)",
+              "", f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+              f"({torch.get_num_threads()} threads); 1-min load average before and after each round: "
+              f"{', '.join(f'{x:.1f}' for x in loads)} (a shared machine: compare rows of one run, not runs); "
+              f"commit {result['commit']}.", "", f"Command: `{result['command']}`", ""]
+    atomic_write_text(out.with_suffix(".md"), "\n".join(lines))
+    print("\n".join(lines))
     return 0
 
 

@@ -123,6 +123,75 @@ def target_logprobs(model, encoded: list[tuple[list[int], int]], pad_id: int, ba
     return out
 
 
+def prompted_target_logprobs(model, encoded: list[tuple[list[int], int]], pad_id: int, batch_size: int = 16,
+                             prompts=None, device=None) -> list[tuple[float, int]]:
+    """``target_logprobs`` for sequences that share prompts: each distinct prompt runs once, its KV
+    cache and last-position log-probabilities are kept in ``prompts`` (a ``rewards.cache.LRUCache``
+    or a dict, keyed by the prompt's token ids), and only the targets run after it.
+
+    The forward MI term scores several rewrites of one seeker post, and RL scores the same posts
+    step after step: the post (up to 64 tokens) is the longer part of the sequence, so it is the
+    part worth running once. Same values as ``target_logprobs`` up to float rounding.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    device = device or next(model.parameters()).device
+    prompts = {} if prompts is None else prompts
+    keys = [tuple(seq[:n]) for seq, n in encoded]
+
+    def run_prompts(missing):
+        done = []
+        for b in range(0, len(missing), batch_size):
+            chunk = missing[b:b + batch_size]
+            ids, mask = _pad([list(k) for k in chunk], pad_id, left=True)
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                        position_ids=(mask.cumsum(-1) - 1).clamp(min=0).to(device), use_cache=True, logits_to_keep=1)
+            width = ids.shape[1]
+            layers = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+            last = torch.log_softmax(out.logits[:, -1].float(), -1)
+            for j, k in enumerate(chunk):
+                kv = [(kk[j:j + 1, :, width - len(k):].clone(), vv[j:j + 1, :, width - len(k):].clone())
+                      for kk, vv in layers]
+                done.append((kv, last[j].clone()))
+        return done
+
+    if hasattr(prompts, "get_many"):
+        cached = prompts.get_many(keys, run_prompts)
+    else:
+        missing = list(dict.fromkeys(k for k in keys if k not in prompts))
+        prompts.update(zip(missing, run_prompts(missing)))
+        cached = [prompts[k] for k in keys]
+
+    order = sorted(range(len(encoded)), key=lambda i: (len(keys[i]), len(encoded[i][0]) - len(keys[i])))
+    out: list[tuple[float, int]] = [(0.0, 0)] * len(encoded)
+    with torch.no_grad():
+        for b in range(0, len(order), batch_size):
+            idx = order[b:b + batch_size]
+            lens = [len(keys[i]) for i in idx]
+            width = max(lens)
+            per_layer = []
+            for layer in range(len(cached[idx[0]][0])):
+                per_layer.append(tuple(torch.cat([torch.nn.functional.pad(cached[i][0][layer][part],
+                                                                         (0, 0, width - n, 0)) for i, n in zip(idx, lens)])
+                                       for part in (0, 1)))
+            targets = [encoded[i][0][len(keys[i]):] for i in idx]
+            tids, tmask = _pad(targets, pad_id, left=True)
+            pmask = torch.tensor([[0] * (width - n) + [1] * n for n in lens], dtype=torch.long)
+            positions = (torch.tensor(lens)[:, None] + tmask.cumsum(-1) - 1).clamp(min=0)
+            keep = tids.shape[1]
+            logits = model(input_ids=tids.to(device), attention_mask=torch.cat([pmask, tmask], 1).to(device),
+                           position_ids=positions.to(device), past_key_values=DynamicCache(per_layer), use_cache=True,
+                           logits_to_keep=keep).logits
+            for row, i in enumerate(idx):
+                tgt = torch.tensor(targets[row], device=logits.device)
+                t = len(targets[row])
+                logp = torch.log_softmax(logits[row, keep - t:keep - 1].float(), dim=-1)  # predicts tokens 1..t-1
+                total = float(cached[i][1][tgt[0]]) + float(logp.gather(-1, tgt[1:].unsqueeze(-1)).sum())
+                out[i] = (total, t)
+    return out
+
+
 def tidy_adapter(folder: Path, base_name: str) -> None:
     """Name the base model by its registry name, not this machine's path, and drop peft's empty card."""
     import json

@@ -8,6 +8,12 @@ non-blank input line, decodable or not, yields one output line or an error recor
 run checks line by line; the output is locked while a run writes it; ``--overwrite`` replaces the
 old output only once the new one is complete; the exit status is EXIT_LINE_ERRORS when any line
 failed.
+
+Under a multi-process launcher (``accelerate launch`` or ``torchrun``: ``RANK`` / ``WORLD_SIZE`` in
+the environment, see ``launched_shard``) each process takes a contiguous run of whole batches of the
+lines still to do, writes them to its own resumable part beside the output
+(``.OUT.part-R-of-W``), and the first process merges the parts, in input order, into the output
+once every part is complete (the parts must be on a file system all processes see).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -320,10 +327,26 @@ def _line(obj: dict[str, Any]) -> str:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+def launched_shard() -> tuple[int, int]:
+    """(this process's rank, number of processes) under ``accelerate launch`` / ``torchrun``; (0, 1) otherwise."""
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if world < 1 or not 0 <= rank < world:
+        raise UsageError(f"RANK={rank} and WORLD_SIZE={world} in the environment do not make a process group")
+    return rank, world
+
+
+def shard_bounds(n: int, batch_size: int, rank: int, world: int) -> tuple[int, int]:
+    """[start, stop) of the rows one process takes: whole batches, as even as batches allow, so every
+    batch is the one a single process would have run (and a seeded batch gives the same output)."""
+    batches = -(-n // batch_size)
+    lo, hi = batches * rank // world, batches * (rank + 1) // world
+    return min(n, lo * batch_size), min(n, hi * batch_size)
+
+
 def process_jsonl(in_path: str | os.PathLike, out_path: str | os.PathLike, fn, batch_size: int = 16,
                   overwrite: bool = False, desc: str = "lines",
                   required: tuple[str, ...] = ("seeker_post", "response_post"), nonblank: tuple[str, ...] = (),
-                  run_key: Any = None) -> RunStats:
+                  run_key: Any = None, shard: tuple[int, int] = (0, 1)) -> RunStats:
     """Map ``fn(list[dict]) -> list[dict]`` over a JSONL file in batches, resumably.
 
     One output line per input row, in order: ``fn``'s result, or an error record for a bad line
@@ -333,23 +356,35 @@ def process_jsonl(in_path: str | os.PathLike, out_path: str | os.PathLike, fn, b
     Re-running onto an existing output resumes after its last complete line, once every kept line
     is checked against the input and ``run_key``. With ``overwrite`` the new output goes to a
     temporary file beside the old one and replaces it only when complete.
+
+    ``shard`` = (rank, processes), e.g. ``launched_shard()``: with more than one process, this one
+    writes only its share of the remaining lines to its part; rank 0 then merges (module doc). The
+    stats are this process's part's, and rank 0's are the whole output's.
     """
     from filelock import FileLock, Timeout
     from tqdm.auto import tqdm
 
+    rank, world = shard
     check_batch_size(batch_size)
     check_output(in_path, out_path)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(out_path.with_name(out_path.name + ".lock")), timeout=0)
+    # a process locks what it writes: its part, and (rank 0, which merges) the output
+    mine = [out_path] if world == 1 else [_part_path(out_path, rank, world)] + ([out_path] if rank == 0 else [])
+    locks = [FileLock(str(f.with_name(f.name + ".lock")), timeout=0) for f in mine]
+    held = []
     try:
-        lock.acquire()
-    except Timeout:
-        raise UsageError(f"another run is writing {out_path} (lock {lock.lock_file}); wait for it to finish or "
-                         "choose another -o") from None
-    try:
+        for lock in locks:
+            try:
+                lock.acquire()
+            except Timeout:
+                raise UsageError(f"another run is writing {out_path} (lock {lock.lock_file}); wait for it to finish "
+                                 "or choose another -o") from None
+            held.append(lock)
         rows = list(read_jsonl(in_path, required=required, nonblank=nonblank))
         sha = run_sha(run_key)
+        if world > 1:
+            return _sharded(rows, out_path, fn, batch_size, overwrite, desc, sha, rank, world)
         target = out_path.with_name(f".{out_path.name}.new") if overwrite else out_path
         if overwrite:
             target.unlink(missing_ok=True)
@@ -366,7 +401,80 @@ def process_jsonl(in_path: str | os.PathLike, out_path: str | os.PathLike, fn, b
             os.replace(target, out_path)
         return stats
     finally:
-        lock.release()
+        for lock in held:
+            lock.release()
+        if world > 1:  # a part's lock goes with the part
+            Path(locks[0].lock_file).unlink(missing_ok=True)
+
+
+def _part_path(out_path: Path, rank: int, world: int) -> Path:
+    return out_path.with_name(f".{out_path.name}.part-{rank}-of-{world}")
+
+
+def _sharded(rows: list[Row], out_path: Path, fn, batch_size: int, overwrite: bool, desc: str, sha: str,
+             rank: int, world: int, poll_s: float = 1.0) -> RunStats:
+    """One process's share of a multi-process run: its part, then (rank 0) the merge."""
+    from tqdm.auto import tqdm
+
+    start = 0 if overwrite else completed_prefix(out_path, rows, sha)[0]
+    lo, hi = shard_bounds(len(rows) - start, batch_size, rank, world)
+    lo, hi = start + lo, start + hi
+    part = _part_path(out_path, rank, world)
+    done = part.with_name(part.name + ".done")
+    # the marker names the run and the rows, so a stale one from another run is never taken as done
+    marker = {"run": sha, "start": start, "rows": [lo, hi]}
+    if overwrite:
+        part.unlink(missing_ok=True)
+    done.unlink(missing_ok=True)
+    k, kept_errors = completed_prefix(part, rows[lo:hi], sha)
+    stats = RunStats(total=hi - lo, skipped=k, errors=kept_errors)
+    _run(rows[lo + k:hi], part, fn, batch_size, sha, stats,
+         tqdm(total=hi - lo, initial=k, unit=" lines", desc=f"{desc} [{rank + 1}/{world}]", dynamic_ncols=True))
+    atomic_write_json(done, {**marker, "errors": stats.errors})
+    if rank != 0:
+        return stats
+    # rank 0: wait for every part, then write the kept lines and the parts, in order, in one atomic step
+    errors = [None] * world
+    while True:
+        for r in range(world):
+            if errors[r] is None:
+                lo_r, hi_r = shard_bounds(len(rows) - start, batch_size, r, world)
+                f = _part_path(out_path, r, world).with_name(_part_path(out_path, r, world).name + ".done")
+                try:
+                    got = json.loads(f.read_text())
+                except (OSError, ValueError):
+                    continue
+                if got.get("run") == sha and got.get("start") == start and got.get("rows") == [start + lo_r, start + hi_r]:
+                    errors[r] = int(got["errors"])
+        if all(e is not None for e in errors):
+            break
+        time.sleep(poll_s)
+    kept_errors = 0 if overwrite else completed_prefix(out_path, rows, sha)[1]
+    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.merge.", dir=out_path.parent)
+    try:
+        with os.fdopen(fd, "wb") as dst:
+            sources = ([] if overwrite or start == 0 else [out_path]) + [_part_path(out_path, r, world)
+                                                                         for r in range(world)]
+            for src in sources:
+                if src.exists():
+                    with open(src, "rb") as fh:
+                        while chunk := fh.read(1 << 20):
+                            dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as an ordinary new file, not mkstemp's 0600
+        os.replace(tmp, out_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    for r in range(world):
+        p = _part_path(out_path, r, world)
+        for f in (p, p.with_name(p.name + ".done")):
+            f.unlink(missing_ok=True)
+    return RunStats(total=len(rows), skipped=start, written=len(rows) - start,
+                    errors=kept_errors + sum(errors))
 
 
 def _run(pending: list[Row], target: Path, fn, batch_size: int, sha: str, stats: RunStats, bar) -> None:

@@ -97,6 +97,7 @@ def run_episodes(policy, seekers: list[str], responses: list[str], cfg=None, sam
     n_edits = [0] * len(episodes)
     live = [True] * len(episodes)
     max_steps = [len(E.window_starts(len(ep.sentences), k)) + max_edits for ep in episodes]
+    prefixes: dict = {}  # the seeker part of every state's prompt, computed once (policy.act's prefix_cache)
     while True:
         idx = [i for i, ep in enumerate(episodes) if live[i]]
         if not idx:
@@ -104,7 +105,8 @@ def run_episodes(policy, seekers: list[str], responses: list[str], cfg=None, sam
         windows = [E.window_of(episodes[i].sentences, starts[i], k) for i in idx]
         seekers_now = [episodes[i].seeker for i in idx]
         acts = policy.act(seekers_now, windows, sample=sample, generator=generator,
-                          sample_sentence=sample_sentence, top_p=top_p, temperature=temperature)
+                          sample_sentence=sample_sentence, top_p=top_p, temperature=temperature,
+                          prefix_cache=prefixes)
         # per state: (position, sentence, sentence ids, logp position, logp sentence)
         chosen = [(int(acts.positions[b]), acts.sentences[b], acts.sentence_ids[b], float(acts.logp_position[b]),
                    float(acts.logp_sentence[b])) for b in range(len(idx))]
@@ -123,7 +125,7 @@ def run_episodes(policy, seekers: list[str], responses: list[str], cfg=None, sam
                     break
                 again = policy.act([seekers_now[b] for b in todo], [windows[b] for b in todo], sample=False,
                                    sample_sentence=True, generator=generator, top_p=top_p, temperature=temperature,
-                                   positions=[chosen[b][0] for b in todo])
+                                   positions=[chosen[b][0] for b in todo], prefix_cache=prefixes)
                 for j, b in enumerate(todo):
                     chosen[b] = (chosen[b][0], again.sentences[j], again.sentence_ids[j], chosen[b][3],
                                  float(again.logp_sentence[j]))

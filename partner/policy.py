@@ -275,12 +275,20 @@ class PartnerPolicy(nn.Module):
         """The state prompt. The seeker post and the window are truncated separately, each to
         max_context_tokens (the window's budget is shared among its sentences), so a long seeker
         post can never push the response out."""
+        return self.prefix_ids(seeker) + self.window_ids(window)
+
+    def prefix_ids(self, seeker: str) -> list[int]:
+        """The state prompt's seeker part (``Seeker: ...\nResponse:``): the same for every window of
+        an episode, so ``act`` can reuse its KV cache (``prefix_cache``)."""
         budget = int(self.cfg.max_context_tokens)
         seeker_ids = self.tokenizer(" " + " ".join(seeker.split()), add_special_tokens=False)["input_ids"][:budget]
-        ids = self._ids("Seeker:") + seeker_ids + self._ids("\nResponse:")
+        return self._ids("Seeker:") + seeker_ids + self._ids("\nResponse:")
+
+    def window_ids(self, window: list[str]) -> list[int]:
+        """The state prompt's window part, up to and including ``\nEdit:``."""
+        budget = int(self.cfg.max_context_tokens)
         window = [s for s in window][: self.k]
-        if not window:
-            ids += self._ids(" (empty)")
+        ids = [] if window else self._ids(" (empty)")
         per = max(4, budget // max(1, len(window)))
         for i, sent in enumerate(window):
             ids += self._ids(f" [{i + 1}]")
@@ -376,15 +384,54 @@ class PartnerPolicy(nn.Module):
                 mask[i, width - len(x):] = 1
         return ids.to(self.device), mask.to(self.device)
 
-    def _forward_cached(self, ids, mask, past, n_before):
+    def _forward_cached(self, ids, mask, past, n_before, hidden: bool = False):
         """Feed ``ids`` (left-padded inside its own block) after a cache; returns (out, n_seen)."""
         n_seen = n_before + mask.sum(-1)
         full_mask = mask if past is None else torch.cat([self._mask, mask], dim=1)
         pos_ids = (n_before[:, None] + mask.cumsum(-1) - 1).clamp(min=0)
         out = self.model(input_ids=ids, attention_mask=full_mask, position_ids=pos_ids, past_key_values=past,
-                         use_cache=True, output_hidden_states=past is None, logits_to_keep=1)
+                         use_cache=True, output_hidden_states=hidden, logits_to_keep=1)
         self._mask = full_mask
         return out, n_seen
+
+    def _prefix_past(self, prefix_cache: dict, prefixes: list[list[int]]):
+        """A batch KV cache of the state prompts' seeker parts, each computed once per ``prefix_cache``.
+
+        Missing prefixes run in one left-padded pass; each row's keys and values are kept without
+        its padding, and the batch is rebuilt left-padded (masked) for this call. Sets ``self._mask``;
+        returns (cache, tokens per row)."""
+        from transformers import DynamicCache
+
+        keys = [tuple(p) for p in prefixes]
+        missing = list(dict.fromkeys(k for k in keys if k not in prefix_cache))
+        if missing:
+            ids, mask = self._left_pad([list(k) for k in missing])
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                             use_cache=True, logits_to_keep=1)
+            width = ids.shape[1]
+            layers = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+            for j, k in enumerate(missing):
+                prefix_cache[k] = [(kk[j:j + 1, :, width - len(k):].clone(), vv[j:j + 1, :, width - len(k):].clone())
+                                   for kk, vv in layers]
+        lens = [len(k) for k in keys]
+        width = max(lens)
+
+        def padded(t, n):  # left-pad the sequence axis of [1, heads, n, dim]
+            return t if n == width else torch.nn.functional.pad(t, (0, 0, width - n, 0))
+
+        per_layer = []
+        for layer in range(len(prefix_cache[keys[0]])):
+            per_layer.append((torch.cat([padded(prefix_cache[k][layer][0], n) for k, n in zip(keys, lens)]),
+                              torch.cat([padded(prefix_cache[k][layer][1], n) for k, n in zip(keys, lens)])))
+        self._mask = torch.tensor([[0] * (width - n) + [1] * n for n in lens], dtype=torch.long, device=self.device)
+        return DynamicCache(per_layer), torch.tensor(lens, dtype=torch.long, device=self.device)
+
+    def _keep_rows(self, past, seen, rows: list[int]):
+        """Drop the other rows from the KV cache, the mask and the token counts (finished rows cost nothing)."""
+        idx = torch.tensor(rows, dtype=torch.long, device=self.device)
+        past.batch_select_indices(idx)
+        self._mask = self._mask[idx]
+        return seen[idx]
 
     @staticmethod
     def _sample(logits: torch.Tensor, top_p: float, temperature: float, generator) -> torch.Tensor:
@@ -415,12 +462,18 @@ class PartnerPolicy(nn.Module):
     def act(self, seekers: list[str], windows: list[list[str]], sample: bool = True, top_p: float | None = None,
             temperature: float | None = None, max_new_tokens: int | None = None,
             generator: torch.Generator | None = None, sample_sentence: bool | None = None,
-            positions=None) -> ActionBatch:
+            positions=None, prefix_cache: dict | None = None) -> ActionBatch:
         """Pick a position and write a sentence for each state (no grad).
 
         ``sample=False``: most likely position and greedy tokens (inference). ``sample_sentence``
         overrides how the sentence is decoded. ``positions`` forces the position classes (then only
-        the sentence is generated; logp_position is still reported).
+        the sentence is generated; logp_position is still reported). ``prefix_cache``: a dict that
+        keeps the KV cache of each seeker part of the prompt between calls (``run_episodes`` passes
+        one per episode batch, whose windows all share their seeker's); valid only while the
+        weights do not change.
+
+        Rows that stop (the STOP class, or a finished sentence) leave the batch, so the decoding
+        steps run only on the sentences still being written.
         """
         n = len(seekers)
         top_p = self.cfg.top_p if top_p is None else top_p
@@ -431,8 +484,14 @@ class PartnerPolicy(nn.Module):
         self.eval()
         try:
             # 1. state prompt: position head, and the KV cache for the sentence
-            ids, mask = self._left_pad([self.state_ids(s, w) for s, w in zip(seekers, windows)])
-            out, seen = self._forward_cached(ids, mask, None, torch.zeros(n, dtype=torch.long, device=self.device))
+            zeros = torch.zeros(n, dtype=torch.long, device=self.device)
+            if prefix_cache is None:
+                ids, mask = self._left_pad([self.state_ids(s, w) for s, w in zip(seekers, windows)])
+                out, seen = self._forward_cached(ids, mask, None, zeros, hidden=True)
+            else:
+                past, seen = self._prefix_past(prefix_cache, [self.prefix_ids(s) for s in seekers])
+                ids, mask = self._left_pad([self.window_ids(w) for w in windows])
+                out, seen = self._forward_cached(ids, mask, past, seen, hidden=True)
             pos_logits = self.head(out.hidden_states[-1][:, -1].to(self.head.weight.dtype)).float()
             pos_logits = pos_logits.masked_fill(~self.class_mask(windows), float("-inf"))
             pos_logp = torch.log_softmax(pos_logits, -1)
@@ -445,34 +504,39 @@ class PartnerPolicy(nn.Module):
                 pos = pos_logp.argmax(-1)
             logp_position = pos_logp.gather(-1, pos[:, None]).squeeze(-1)
 
-            # 2. position marker through the same cache, then the sentence token by token
+            # 2. position marker through the same cache, then the sentence token by token, on the
+            # rows still writing (``rows``: their indices in the batch)
             stop = E.stop_class(self.k)
-            active = [i for i in range(n) if int(pos[i]) != stop]
+            rows = [i for i in range(n) if int(pos[i]) != stop]
             gen: list[list[int]] = [[] for _ in range(n)]
             logps: list[list[torch.Tensor]] = [[] for _ in range(n)]
-            if active and max_new > 0:
+            if rows and max_new > 0:
                 past = out.past_key_values
-                mids, mmask = self._left_pad([self.marker_ids(int(pos[i])) if i in active else [] for i in range(n)])
+                if len(rows) < n:
+                    seen = self._keep_rows(past, seen, rows)
+                mids, mmask = self._left_pad([self.marker_ids(int(pos[i])) for i in rows])
                 out, seen = self._forward_cached(mids, mmask, past, seen)
-                done = torch.tensor([i not in active for i in range(n)], device=self.device)
-                for _ in range(max_new):
+                for step in range(max_new):
                     logits = out.logits[:, -1].float()
                     lp = torch.log_softmax(logits, -1)
                     if sample_sentence:
                         nxt = self._sample(logits, top_p, temperature, generator)
                     else:
                         nxt = logits.argmax(-1)
-                    nxt = torch.where(done, torch.full_like(nxt, self.pad_id), nxt)
-                    for i in range(n):
-                        if not done[i]:
-                            gen[i].append(int(nxt[i]))
-                            logps[i].append(lp[i, nxt[i]])
-                            if self._stops(gen[i]):
-                                done[i] = True
-                    if bool(done.all()):
+                    going = []
+                    for j, i in enumerate(rows):
+                        gen[i].append(int(nxt[j]))
+                        logps[i].append(lp[j, nxt[j]])
+                        if not self._stops(gen[i]):
+                            going.append(j)
+                    if not going or step == max_new - 1:
                         break
-                    # finished rows are fed pad tokens whose outputs are never read
-                    out, seen = self._forward_cached(nxt[:, None], torch.ones_like(nxt)[:, None], out.past_key_values, seen)
+                    if len(going) < len(rows):
+                        seen = self._keep_rows(out.past_key_values, seen, going)
+                        nxt = nxt[torch.tensor(going, device=nxt.device)]
+                        rows = [rows[j] for j in going]
+                    out, seen = self._forward_cached(nxt[:, None], torch.ones_like(nxt)[:, None], out.past_key_values,
+                                                     seen)
             sentence_ids = [torch.tensor(g, dtype=torch.long) for g in gen]
             logp_sentence = torch.stack([torch.stack(l).sum() if l else torch.zeros((), device=self.device)
                                          for l in logps]).float()

@@ -84,15 +84,16 @@ def rewrite_records(records: list[dict], rewriter, scorer=None, seed: int = 0,
 
 
 def rewrite_file(in_path, out_path, rewriter, scorer=None, batch_size: int = 16, seed: int = 0,
-                 overwrite: bool = False, run_key=None):
+                 overwrite: bool = False, run_key=None, shard: tuple[int, int] = (0, 1)):
     """Rewrite a JSONL file resumably (see module doc); returns core.jsonio.RunStats.
 
     ``run_key`` is what a resumed run must share with the first one (partner-rewrite passes the
     method, model, seed and config); the rewriter's name, the scorer and the batch size are always
     part of it. An empty seeker post is an error record: there is nothing to be empathic about.
+    ``shard`` = (rank, processes) under a multi-process launch (``core.jsonio.launched_shard``).
     """
     key = {"command": "partner-rewrite", "method": rewriter.name, "scorer": getattr(scorer, "path", None) if scorer
            else None, "seed": seed, "batch_size": batch_size, "run": run_key}
     return process_jsonl(in_path, out_path, lambda recs: rewrite_records(recs, rewriter, scorer, seed),
                          batch_size=batch_size, overwrite=overwrite, desc=f"rewrite ({rewriter.name})",
-                         nonblank=("seeker_post",), run_key=key)
+                         nonblank=("seeker_post",), run_key=key, shard=shard)

@@ -13,7 +13,7 @@ import logging
 import threading
 from pathlib import Path
 
-from classifiers.reverse import target_logprobs
+from classifiers.reverse import prompted_target_logprobs, target_logprobs
 from core.registry import load_causal_lm
 
 log = logging.getLogger(__name__)
@@ -99,17 +99,28 @@ class FrozenLM:
     # ---- scoring -----------------------------------------------------------------------------
 
     def target_logprobs(self, encoded: list[tuple[list[int], int]], adapter: bool = False,
-                        batch_size: int = 16) -> list[tuple[float, int]]:
-        """(sum log p, n tokens) of each encoded sequence's target; the reverse adapter on or off."""
+                        batch_size: int = 16, prompts=None) -> list[tuple[float, int]]:
+        """(sum log p, n tokens) of each encoded sequence's target; the reverse adapter on or off.
+
+        ``prompts``: a cache (``rewards.cache.LRUCache``) of prompt KV caches: each distinct prompt then
+        runs once across calls (``classifiers.reverse.prompted_target_logprobs``); the cache must
+        only ever see one adapter setting."""
         model = self.model
+        pad = self._tok.pad_token_id
+
+        def score():
+            if prompts is None:
+                return target_logprobs(model, encoded, pad, batch_size)
+            return prompted_target_logprobs(model, encoded, pad, batch_size, prompts)
+
         if adapter:
             if not self._has_adapter:
                 raise RuntimeError(f"{self.name} has no reverse adapter attached")
-            return target_logprobs(model, encoded, self._tok.pad_token_id, batch_size)
+            return score()
         if self._has_adapter:
             try:
                 with model.disable_adapter():
-                    return target_logprobs(model, encoded, self._tok.pad_token_id, batch_size)
+                    return score()
             finally:  # re-enabling the adapter marks its weights trainable again (peft); keep it frozen
                 self._freeze()
-        return target_logprobs(model, encoded, self._tok.pad_token_id, batch_size)
+        return score()

@@ -22,9 +22,12 @@ class MutualInformationReward:
     name = "mi"
 
     def __init__(self, forward_lm, reverse_lm, lambda_mi: float = 0.5, max_seeker_tokens: int = 64,
-                 max_response_tokens: int = 128, batch_size: int = 16, cache_size: int = 20_000):
+                 max_response_tokens: int = 128, batch_size: int = 16, cache_size: int = 20_000,
+                 reverse_lengths: tuple[int, int] | None = None):
         """``forward_lm`` / ``reverse_lm``: rewards.lm.FrozenLM; the reverse one must carry the
-        reverse adapter (they may be the same object). λ = 1 or 0 skips the unused model entirely."""
+        reverse adapter (they may be the same object). λ = 1 or 0 skips the unused model entirely.
+        ``reverse_lengths``: (response tokens, post tokens) the reverse model reads and scores; None =
+        (max_response_tokens, max_seeker_tokens), as the forward term."""
         if not 0.0 <= lambda_mi <= 1.0:
             raise ValueError(f"lambda_mi must be in [0, 1], not {lambda_mi}")
         self.forward_lm = forward_lm
@@ -33,19 +36,23 @@ class MutualInformationReward:
         self.max_seeker_tokens = max_seeker_tokens
         self.max_response_tokens = max_response_tokens
         self.batch_size = batch_size
+        self.reverse_lengths = tuple(reverse_lengths) if reverse_lengths else (max_response_tokens, max_seeker_tokens)
         self._fwd_cache = LRUCache(cache_size)
         self._rev_cache = LRUCache(cache_size)
+        # KV caches of the forward prompts ("Post: S\nReply:"), about 3 MB each for SmolLM2-135M: the
+        # seeker posts of the last few RL batches
+        self._fwd_prompts = LRUCache(64)
 
     def _forward(self, keys):
         tok = self.forward_lm.tok
         enc = [encode_conditional(tok, s, r, FORWARD_LABELS, self.max_seeker_tokens, self.max_response_tokens)
                for s, r in keys]
-        return [s / n for s, n in self.forward_lm.target_logprobs(enc, adapter=False, batch_size=self.batch_size)]
+        return [s / n for s, n in self.forward_lm.target_logprobs(enc, adapter=False, batch_size=self.batch_size,
+                                                                  prompts=self._fwd_prompts)]
 
     def _reverse(self, keys):
         tok = self.reverse_lm.tok
-        enc = [encode_conditional(tok, r, s, REVERSE_LABELS, self.max_response_tokens, self.max_seeker_tokens)
-               for s, r in keys]
+        enc = [encode_conditional(tok, r, s, REVERSE_LABELS, *self.reverse_lengths) for s, r in keys]
         return [s / n for s, n in self.reverse_lm.target_logprobs(enc, adapter=True, batch_size=self.batch_size)]
 
     def parts(self, seekers, rewrites) -> tuple[list[float], list[float]]:

@@ -66,6 +66,31 @@ def test_sampling_is_reproducible_with_a_generator(policy):
     assert torch.equal(a.positions, b.positions) and a.sentences == b.sentences
 
 
+def test_cached_seeker_prefix_acts_as_the_whole_prompt(policy):
+    """act with a prefix cache (the seeker parts computed once, reused by the next windows) picks the
+    same positions and greedy sentences, with the same log-probabilities, as one pass over whole prompts."""
+    forced = [E.replace_class(1, 2), 0, E.insert_class(2, 2), E.stop_class(2)]
+    plain = policy.act(SEEKERS, WINDOWS, sample=False, positions=forced)
+    cache: dict = {}
+    first = policy.act(SEEKERS, WINDOWS, sample=False, positions=forced, prefix_cache=cache)
+    assert len(cache) == len(set(SEEKERS))
+    # the next window of the same seekers, in another order and batch size: prefixes come from the cache
+    order = [2, 0, 1]
+    again = policy.act([SEEKERS[i] for i in order], [WINDOWS[i] for i in order], sample=False,
+                       positions=[forced[i] for i in order], prefix_cache=cache)
+    for acts, idx in ((first, range(4)), (again, order)):
+        assert acts.sentences == [plain.sentences[i] for i in idx]
+        assert torch.allclose(acts.position_logits, plain.position_logits[list(idx)], atol=1e-4)
+        assert torch.allclose(acts.logp_sentence, plain.logp_sentence[list(idx)], atol=1e-3)
+    _check_logps_match(policy, first)
+
+
+def test_prefix_ids_and_window_ids_make_the_state(policy):
+    for s, w in zip(SEEKERS, WINDOWS):
+        assert policy.prefix_ids(s) + policy.window_ids(w) == policy.state_ids(s, w)
+    assert policy.tokenizer.decode(policy.prefix_ids(SEEKERS[1])).endswith("\nResponse:")
+
+
 def test_invalid_positions_are_never_sampled(policy):
     g = torch.Generator().manual_seed(0)
     seekers, windows = ["hi"] * 64, [[]] * 32 + [["One."]] * 32

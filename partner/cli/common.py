@@ -30,6 +30,16 @@ def add_config(parser: argparse.ArgumentParser) -> None:
                         help="override a config value, e.g. --set policy.top_p=0.9 (repeatable)")
 
 
+def process_device(device: str | None) -> str | None:
+    """``device``, else under a multi-process launch with GPUs this process's own (cuda:LOCAL_RANK),
+    else None (the best available)."""
+    if device or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return device
+    import torch
+
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
+
+
 def run(main: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv=None) -> int:
     """Parse, set up logging, run; known errors become one line on stderr and exit status 2 (a run that
     finished with error records exits with core.jsonio.EXIT_LINE_ERRORS)."""

@@ -9,13 +9,13 @@ import random
 import sys
 from pathlib import Path
 
-from core.jsonio import check_batch_size, check_output
+from core.jsonio import check_batch_size, check_output, launched_shard
 from partner import rewrite_jsonl
 from partner.config import DEFAULT_CONFIG, load_config
 from partner.rewrite_jsonl import rewrite_file, ScorerUnavailable
 from partner.rewriters import build_rewriter, MethodUnavailable
 
-from .common import add_common, add_config, run
+from .common import add_common, add_config, process_device, run
 
 log = logging.getLogger("partner.rewrite_jsonl")
 
@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="partner-rewrite",
         description='Rewrite every {"seeker_post", "response_post", ...} line; adds "rewritten_response", '
-                    '"edits" and "empathy": {"before", "after"}. Resumes onto an existing output.',
+                    '"edits" and "empathy": {"before", "after"}. Resumes onto an existing output. Under '
+                    '`accelerate launch` (or torchrun) the lines are shared out among the processes and merged '
+                    'in order.',
     )
     p.add_argument("input", help="JSONL file")
     p.add_argument("-o", "--output", help="output JSONL (default: INPUT.rewritten.jsonl)")
@@ -70,9 +72,11 @@ def _main(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else default_output(args.input)
     batch_size = check_batch_size(rc.batch_size if args.batch_size is None else args.batch_size)
     check_output(args.input, out)  # before any model loads
+    shard = launched_shard()
+    device = process_device(None)
     try:
-        rewriter = build_rewriter(method, cfg, model=args.model)
-        scorer = rewrite_jsonl.load_scorer(rc.scorer if args.scorer is None else args.scorer)
+        rewriter = build_rewriter(method, cfg, model=args.model, device=device)
+        scorer = rewrite_jsonl.load_scorer(rc.scorer if args.scorer is None else args.scorer, device=device)
     except (MethodUnavailable, ScorerUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -82,7 +86,7 @@ def _main(args: argparse.Namespace) -> int:
     run_key = {"model": args.model, "describe": rewriter.describe(), "rewrite": dataclasses.asdict(rc),
                "policy": dataclasses.asdict(cfg.policy), "rewards": dataclasses.asdict(cfg.rewards)}
     stats = rewrite_file(args.input, out, rewriter, scorer, batch_size=batch_size, seed=seed,
-                         overwrite=args.overwrite, run_key=run_key)
+                         overwrite=args.overwrite, run_key=run_key, shard=shard)
     log.info("%s: %d lines (%d already there, %d written, %d errors)", out, stats.total, stats.skipped,
              stats.written, stats.errors)
     chosen = getattr(rewriter, "chosen", None)
@@ -95,7 +99,9 @@ def _main(args: argparse.Namespace) -> int:
                 if retries else "each step became stop")
         log.info("sentence guard rejected %s generated sentence(s) this run (%s)",
                  ", ".join(f"{n} {why}" for why, n in sorted(guard.rejected.items())), then)
-    return stats.exit_status
+    # under a launcher only rank 0, which merged every part, speaks for the run: a non-zero status from
+    # another rank would make the launcher stop the rest
+    return stats.exit_status if shard[0] == 0 else 0
 
 
 def main(argv=None) -> int:

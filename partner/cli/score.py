@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from classifiers.scorer import EmpathyScorer
-from core.jsonio import check_batch_size, check_output, process_jsonl
+from core.jsonio import check_batch_size, check_output, launched_shard, process_jsonl
 
-from .common import add_common, run
+from .common import add_common, process_device, run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,7 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
         description='Add "empathy": {"ER", "IP", "EX", "total", "probs", "rationales"} to every line of a '
                     'JSONL file of {"seeker_post", "response_post", ...}, and with --preference-model also '
                     '"preference": the reward model\'s score of the response given the post (higher = raters '
-                    'prefer it). Bad lines become error records.',
+                    'prefer it). Bad lines become error records. Under `accelerate launch` (or torchrun) the '
+                    'lines are shared out among the processes and merged in order.',
     )
     p.add_argument("input", help="JSONL file")
     p.add_argument("-o", "--output", help="output JSONL (default: INPUT.scored.jsonl)")
@@ -41,12 +42,14 @@ def _main(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else src.with_name(src.stem + ".scored.jsonl")
     check_batch_size(args.batch_size)
     check_output(src, out)  # before the model loads
-    scorer = EmpathyScorer.load(args.model, device=args.device)
+    shard = launched_shard()
+    device = process_device(args.device)
+    scorer = EmpathyScorer.load(args.model, device=device)
     preference = None
     if args.preference_model:
         from classifiers.preference import PreferenceModel
 
-        preference = PreferenceModel.from_pretrained(args.preference_model, device=args.device)
+        preference = PreferenceModel.from_pretrained(args.preference_model, device=device)
 
     def score(rows: list[dict]) -> list[dict]:
         seekers, responses = [r["seeker_post"] for r in rows], [r["response_post"] for r in rows]
@@ -58,10 +61,12 @@ def _main(args: argparse.Namespace) -> int:
         return out
 
     stats = process_jsonl(src, out, score, batch_size=args.batch_size, overwrite=args.overwrite, desc="scoring",
-                          run_key={"command": "partner-score", "model": args.model})
+                          run_key={"command": "partner-score", "model": args.model}, shard=shard)
     logging.getLogger("partner.score").info("%d lines (%d resumed, %d errors) -> %s", stats.total, stats.skipped,
                                             stats.errors, out)
-    return stats.exit_status
+    # under a launcher only rank 0, which merged every part, speaks for the run: a non-zero status from
+    # another rank would make the launcher stop the rest
+    return stats.exit_status if shard[0] == 0 else 0
 
 
 def main(argv=None) -> int:
