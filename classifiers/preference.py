@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import PreferenceConfig
+from core.batching import pad_ids
 from core.configuration import from_dict
 
 log = logging.getLogger(__name__)
@@ -138,12 +139,7 @@ class PreferenceModel:
         with torch.no_grad():
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]
-                width = max(len(ids[i]) for i in idx)
-                x = torch.full((len(idx), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
-                for row, i in enumerate(idx):
-                    x[row, :len(ids[i])] = torch.tensor(ids[i])
-                    mask[row, :len(ids[i])] = 1
+                x, mask = pad_ids([ids[i] for i in idx], pad)
                 logits = self.model(input_ids=x.to(self.device), attention_mask=mask.to(self.device)).logits
                 for row, i in enumerate(idx):
                     out[i] = float(logits[row, 0])

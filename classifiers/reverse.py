@@ -33,6 +33,7 @@ import random
 import time
 from pathlib import Path
 
+from core.batching import pad_ids
 from core.corpora import epitome_splits, load_counselchat, load_esconv, split_of
 from core.jsonio import atomic_write_json
 from core.registry import load_causal_lm
@@ -78,19 +79,6 @@ def encode_unconditional(tok, text: str, max_target: int = 128) -> tuple[list[in
     return [doc_start_id(tok)] + encode_target(tok, text, max_target, leading_space=False), 1
 
 
-def _pad(seqs: list[list[int]], pad_id: int, left: bool = False):
-    import torch
-
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        where = slice(width - len(s), width) if left else slice(0, len(s))
-        ids[i, where] = torch.tensor(s, dtype=torch.long)
-        mask[i, where] = 1
-    return ids, mask
-
-
 def target_logprobs(model, encoded: list[tuple[list[int], int]], pad_id: int, batch_size: int = 16,
                     device=None) -> list[tuple[float, int]]:
     """(sum of log p over target tokens, number of target tokens) per sequence; no gradients.
@@ -109,7 +97,7 @@ def target_logprobs(model, encoded: list[tuple[list[int], int]], pad_id: int, ba
     with torch.no_grad():
         for b in range(0, len(order), batch_size):
             idx = order[b:b + batch_size]
-            ids, mask = _pad([encoded[i][0] for i in idx], pad_id, left=True)
+            ids, mask = pad_ids([encoded[i][0] for i in idx], pad_id, left=True)
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             keep = max(len(encoded[i][0]) - encoded[i][1] for i in idx) + 1
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
@@ -144,7 +132,7 @@ def prompted_target_logprobs(model, encoded: list[tuple[list[int], int]], pad_id
         done = []
         for b in range(0, len(missing), batch_size):
             chunk = missing[b:b + batch_size]
-            ids, mask = _pad([list(k) for k in chunk], pad_id, left=True)
+            ids, mask = pad_ids([list(k) for k in chunk], pad_id, left=True)
             out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
                         position_ids=(mask.cumsum(-1) - 1).clamp(min=0).to(device), use_cache=True, logits_to_keep=1)
             width = ids.shape[1]
@@ -176,7 +164,7 @@ def prompted_target_logprobs(model, encoded: list[tuple[list[int], int]], pad_id
                                                                          (0, 0, width - n, 0)) for i, n in zip(idx, lens)])
                                        for part in (0, 1)))
             targets = [encoded[i][0][len(keys[i]):] for i in idx]
-            tids, tmask = _pad(targets, pad_id, left=True)
+            tids, tmask = pad_ids(targets, pad_id, left=True)
             pmask = torch.tensor([[0] * (width - n) + [1] * n for n in lens], dtype=torch.long)
             positions = (torch.tensor(lens)[:, None] + tmask.cumsum(-1) - 1).clamp(min=0)
             keep = tids.shape[1]
@@ -289,7 +277,7 @@ def train(cfg, backbone: str, out_dir: str | Path, data_dir=None, split_seed: in
             chunk = train_set[b:b + cfg.batch_size]
             enc = [encode_conditional(tok, r, s, REVERSE_LABELS, cfg.max_context, cfg.max_target)
                    for _, r, s in chunk]
-            ids, mask = _pad([e[0] for e in enc], tok.pad_token_id)
+            ids, mask = pad_ids([e[0] for e in enc], tok.pad_token_id)
             labels = torch.full_like(ids, -100)
             for i, (seq, n_prompt) in enumerate(enc):
                 labels[i, n_prompt:len(seq)] = ids[i, n_prompt:len(seq)]

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from typing import Iterable, Sequence
 
+from core.batching import pad_ids
 from core.text import ngrams, split_sentences, word_tokenize
 from partner.edits import replay_edit
 
@@ -262,12 +263,7 @@ def token_nll(texts: Sequence[str], model, tok, batch_size: int = 16, max_tokens
     with torch.no_grad():
         for b in range(0, len(order), batch_size):
             idx = order[b:b + batch_size]
-            width = max(len(encoded[i]) for i in idx)
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for r, i in enumerate(idx):
-                ids[r, :len(encoded[i])] = torch.tensor(encoded[i])
-                mask[r, :len(encoded[i])] = 1
+            ids, mask = pad_ids([encoded[i] for i in idx], pad)
             ids, mask = ids.to(device), mask.to(device)
             logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
             target, tmask = ids[:, 1:], mask[:, 1:]

@@ -49,6 +49,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from core.batching import pad_ids
 from core.registry import load_causal_lm
 
 from . import edits as E
@@ -375,13 +376,7 @@ class PartnerPolicy(nn.Module):
     # acting
 
     def _left_pad(self, seqs: list[list[int]]):
-        n, width = len(seqs), max(len(x) for x in seqs)
-        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((n, width), dtype=torch.long)
-        for i, x in enumerate(seqs):
-            if x:
-                ids[i, width - len(x):] = torch.tensor(x)
-                mask[i, width - len(x):] = 1
+        ids, mask = pad_ids(seqs, self.pad_id, left=True)
         return ids.to(self.device), mask.to(self.device)
 
     def _forward_cached(self, ids, mask, past, n_before, hidden: bool = False):
