@@ -116,4 +116,8 @@ class PreferenceConfig:
     center: float = _h("RewardTrainer's center_rewards_coefficient: keeps scores near 0 (0 = off)", 0.01)
     heldout_fraction: float = _h("share of seeker posts held out, per source (EPITOME, ESConv), grouped by post", 0.22)
     split_seed: int = _h("seed of the held-out split", 13)
+    folds: int = _h("grouped cross-validation: >= 2 deals each corpus's posts into this many folds and holds out "
+                    "fold `preference.fold` instead of heldout_fraction (0 = off); `partner-eval preference --model` "
+                    "with every fold's model pools them", 0, at_least=0)
+    fold: int = _h("the fold held out when preference.folds >= 2 (0 to folds - 1)", 0, at_least=0)
     seed: int = _h("training seed", 42)

@@ -2,7 +2,6 @@
 
 import csv
 import json
-from pathlib import Path
 
 import pytest
 
@@ -11,34 +10,7 @@ from partner.ab.analyze import AnalyzeConfig, analyze
 from partner.ab.export import ExportConfig, export
 from partner.ab.pairs import load_preference_pairs, study_dirs, load_studies
 
-FIX = Path(__file__).parent / "fixtures" / "ab"
-SYSTEMS = [str(FIX / "partner.jsonl"), str(FIX / "bart.jsonl")]
-
-
-def _study(tmp_path, harm=True):
-    cfg = ExportConfig(include_original="original", attention_checks=2, harm_question=harm)
-    res = export(SYSTEMS, tmp_path / "study", cfg)
-    return res, json.loads((tmp_path / "study" / "key.json").read_text())
-
-
-def _wide(path, key, rater, overall, harm_fn=lambda k: "none", extra_rows=()):
-    """Wide survey export: rater_id,item_id,empathy,fluency,specificity,overall,harm."""
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["rater_id", "item_id", "empathy", "fluency", "specificity", "overall", "harm"])
-        for item, k in key["items"].items():
-            if k["is_attention_check"]:
-                e = k["expected"]
-                w.writerow([rater, item, e["empathy"], e["fluency"], e["specificity"], e["overall"], "none"])
-            else:
-                w.writerow([rater, item, "tie", "A", "tie", overall(k), harm_fn(k)])
-        for row in extra_rows:
-            w.writerow(row)
-    return str(path)
-
-
-def prefer_overall(system):
-    return lambda k: "A" if k["system_a"] == system else "B" if k["system_b"] == system else "tie"
+from helpers.ab_study import SYSTEMS, make_study as _study, prefer_overall, wide as _wide
 
 
 def test_pairs_join_texts_systems_and_harm(tmp_path):

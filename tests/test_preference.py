@@ -81,3 +81,53 @@ def test_split_is_grouped_per_source_and_seeded():
     assert sum(i.startswith("epi") for i in held) == 8 and sum(i.startswith("esc") for i in held) == 2
     assert split_inputs(reversed(ids), 0.2, seed=13)[1] == held
     assert split_inputs(ids, 0.2, seed=14)[1] != held
+
+
+def test_folds_partition_the_posts_per_source():
+    ids = [f"epi-{i}" for i in range(41)] + [f"esc-{i}" for i in range(10)]
+    held = [split_inputs(ids, 0.2, seed=13, folds=4, fold=k)[1] for k in range(4)]
+    assert set().union(*held) == set(ids) and sum(map(len, held)) == len(ids)  # every post held out exactly once
+    assert all(sum(i.startswith("esc") for i in h) in (2, 3) for h in held)  # each corpus dealt evenly
+    train_ids, h0 = split_inputs(ids, 0.2, seed=13, folds=4, fold=0)
+    assert train_ids == set(ids) - h0
+    for bad in ((1, 0), (4, 4), (4, -1)):
+        with pytest.raises(ValueError):
+            split_inputs(ids, 0.2, seed=13, folds=bad[0], fold=bad[1])
+
+
+def _fold_model(trained, folder, heldout):
+    """A copy of the trained model that says it held out ``heldout`` (one fold of a cross-validation)."""
+    import shutil
+
+    src, _ = trained
+    shutil.copytree(src, folder)
+    meta = json.loads((folder / "preference.json").read_text())
+    meta["data"]["heldout_inputs"] = sorted(heldout)
+    (folder / "preference.json").write_text(json.dumps(meta))
+    return str(folder)
+
+
+def test_eval_pools_fold_models_and_refuses_overlapping_folds(trained, tmp_path):
+    from core.jsonio import UsageError
+    from helpers.ab_study import make_study, prefer_overall, wide
+    from partner.config import load_config
+    from partner.evaluation.preference import evaluate
+
+    _, key = make_study(tmp_path)
+    (tmp_path / "study" / "ratings").mkdir()
+    wide(tmp_path / "study" / "ratings" / "r1.csv", key, "R1", prefer_overall("partner"))
+    inputs = sorted({k["input"] for k in key["items"].values() if not k["is_attention_check"]})
+    half = len(inputs) // 2
+    cfg = load_config(None, [f"preference.ratings={tmp_path / 'study'}"])
+    one = _fold_model(trained, tmp_path / "f0", inputs[:half])
+    two = _fold_model(trained, tmp_path / "f1", inputs[half:])
+    singles = [evaluate(d, cfg, tmp_path / f"e{k}", ["length"], device="cpu") for k, d in enumerate((one, two))]
+    pooled = evaluate([one, two], cfg, tmp_path / "pooled", ["length"], device="cpu")
+    assert pooled["heldout_posts"] == len(inputs) and pooled["folds"] == 2
+    assert pooled["decisive"] == sum(s["decisive"] for s in singles) > 0
+    for name in ("preference", "length"):  # pooled accuracy = the folds' right answers over all their items
+        right = sum(s["results"][name]["all"]["accuracy"] * s["decisive"] for s in singles)
+        assert pooled["results"][name]["all"]["accuracy"] == pytest.approx(right / pooled["decisive"])
+    assert "Grouped cross-validation: 2 models" in (tmp_path / "pooled" / "preference_eval.md").read_text()
+    with pytest.raises(UsageError, match="also holds out"):
+        evaluate([one, _fold_model(trained, tmp_path / "f2", inputs[:1])], cfg, tmp_path / "bad", [], device="cpu")

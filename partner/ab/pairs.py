@@ -163,12 +163,19 @@ def source_of(input_id: str) -> str:
     return input_id.split("-", 1)[0] if "-" in input_id else ""
 
 
-def split_inputs(inputs: Iterable[str], heldout_fraction: float, seed: int) -> tuple[set[str], set[str]]:
+def split_inputs(inputs: Iterable[str], heldout_fraction: float, seed: int, folds: int = 0,
+                 fold: int = 0) -> tuple[set[str], set[str]]:
     """(train, held-out) sets of input ids: a seeded share of each source's posts is held out, so
-    every corpus (EPITOME, ESConv) is on both sides and no post is on both."""
+    every corpus (EPITOME, ESConv) is on both sides and no post is on both. ``folds`` ≥ 2: grouped
+    cross-validation instead; each source's posts are dealt in seeded order into ``folds`` folds and
+    fold ``fold`` is held out (``heldout_fraction`` is then unused), so the folds of one seed
+    partition the posts."""
     import numpy as np
 
-    if not 0 < heldout_fraction < 1:
+    if folds:
+        if folds < 2 or not 0 <= fold < folds:
+            raise ValueError(f"folds={folds}, fold={fold}: expected folds >= 2 and 0 <= fold < folds (or folds=0)")
+    elif not 0 < heldout_fraction < 1:
         raise ValueError(f"heldout_fraction is {heldout_fraction}; expected a share between 0 and 1")
     by_source: dict[str, list[str]] = defaultdict(list)
     for i in sorted(set(inputs)):
@@ -177,8 +184,12 @@ def split_inputs(inputs: Iterable[str], heldout_fraction: float, seed: int) -> t
     held: set[str] = set()
     for source in sorted(by_source):
         ids = by_source[source]
+        order = rng.permutation(len(ids)).tolist()
+        if folds:
+            held |= {ids[j] for n, j in enumerate(order) if n % folds == fold}
+            continue
         k = max(1, round(heldout_fraction * len(ids))) if len(ids) > 1 else 0
-        held |= {ids[j] for j in rng.permutation(len(ids))[:k].tolist()}
+        held |= {ids[j] for j in order[:k]}
     return set().union(*by_source.values()) - held, held
 
 

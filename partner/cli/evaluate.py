@@ -63,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     pf = sub.add_parser("preference", help="does the preference model predict raters? accuracy on held-out posts' "
                                            "decisive overall judgments beside EPITOME, specificity, length, coherence, "
                                            "MI and fluency, and how it scores replies flagged harmful")
-    pf.add_argument("--model", default=None, help="preference model folder (default: the shipped models/preference)")
+    pf.add_argument("--model", nargs="+", default=None, metavar="DIR",
+                    help="preference model folder (default: the shipped models/preference); several: the folds of a "
+                         "grouped cross-validation (preference.folds), each scoring the posts it held out, pooled")
     pf.add_argument("--out", default=None, help="folder for preference_eval.json/.md (default: MODEL/eval)")
     pf.add_argument("--baselines", nargs="+", default=["epitome_total", "specificity", "length", "coherence", "mi",
                                                        "fluency"], help="predictors to compare with (default: all)")

@@ -150,25 +150,51 @@ def _cached(path: Path | None, name: str, texts: list[tuple[str, str]], fn) -> l
     return values
 
 
-def evaluate(model_dir: str | None, cfg, out: Path, baselines: list[str], device: str | None = None,
+def evaluate(model_dirs: list[str] | str | None, cfg, out: Path, baselines: list[str], device: str | None = None,
              scores_cache: Path | None = None) -> dict:
-    from core.jsonio import atomic_write_json, atomic_write_text
+    """One model on its held-out posts, or several (the folds of a grouped cross-validation,
+    ``preference.folds``), each scoring only the posts it held out, pooled: their held-out posts
+    must not overlap."""
+    from core.jsonio import UsageError, atomic_write_json, atomic_write_text
     from classifiers.preference import PreferenceModel
     from partner.ab.pairs import item_outcomes, load_studies, source_of, study_dirs
     from partner.stages.preference import ratings_root
 
-    model = PreferenceModel.from_pretrained(model_dir, device=device)
-    held = set(model.meta.get("data", {}).get("heldout_inputs", []))
-    if not held:
-        raise ValueError(f"{model_dir or 'the shipped model'} records no held-out posts (preference.json data.heldout_inputs)")
-    root = Path(model.config.ratings) if model.config.ratings else ratings_root(cfg)
+    if not isinstance(model_dirs, (list, tuple)):
+        model_dirs = [model_dirs]
+    models, held, owner = [], set(), {}
+    for d in model_dirs:
+        model = PreferenceModel.from_pretrained(d, device=device)
+        mine = set(model.meta.get("data", {}).get("heldout_inputs", []))
+        if not mine:
+            raise ValueError(f"{d or 'the shipped model'} records no held-out posts (preference.json data.heldout_inputs)")
+        both = sorted(mine & held)
+        if both:
+            raise UsageError(f"{d} holds out {len(both)} post(s) another --model also holds out (e.g. {both[0]}): "
+                             "pooled folds must partition the posts (same preference.split_seed and folds, "
+                             "each fold once)")
+        held |= mine
+        owner.update(dict.fromkeys(mine, len(models)))
+        models.append(model)
+    root = Path(models[0].config.ratings) if models[0].config.ratings else ratings_root(cfg)
     pairs = [p for p in load_studies(study_dirs(root)) if p.input in held]
     items = item_outcomes(pairs)
     decisive = [o for o in items if o.answer in ("A", "B")]
     log.info("held-out: %d posts, %d items, %d decisive overall", len(held), len(items), len(decisive))
     texts = sorted({(o.seeker_post, r) for o in items for r in (o.reply_a, o.reply_b)})
     seekers, replies = [s for s, _ in texts], [r for _, r in texts]
-    fns = {"preference": lambda s, r: model.score(s, r)}
+    text_owner = {(o.seeker_post, r): owner[o.input] for o in items for r in (o.reply_a, o.reply_b)}
+
+    def preference(seekers, replies):
+        """Each reply scored by the model that held its post out."""
+        values = [0.0] * len(replies)
+        for k, model in enumerate(models):
+            idx = [i for i, t in enumerate(zip(seekers, replies)) if text_owner[t] == k]
+            for i, v in zip(idx, model.score([seekers[i] for i in idx], [replies[i] for i in idx]) if idx else []):
+                values[i] = v
+        return values
+
+    fns = {"preference": preference}
     fns.update(predictors(cfg, baselines, device))
     results = {}
     for name, fn in fns.items():
@@ -183,7 +209,8 @@ def evaluate(model_dir: str | None, cfg, out: Path, baselines: list[str], device
                                        [o.answer == "A" for o in subset])
         row["harm"] = harm_metrics(items, fn, cache)
         results[name] = row
-    report = {"model": str(model_dir or "models/preference"), "heldout_posts": len(held), "items": len(items),
+    report = {"model": ", ".join(str(d or "models/preference") for d in model_dirs), "folds": len(models),
+              "heldout_posts": len(held), "items": len(items),
               "decisive": len(decisive), "results": results, "note": NOTE}
     atomic_write_json(out / "preference_eval.json", _safe(report))
     atomic_write_text(out / "preference_eval.md", markdown(report))
@@ -198,6 +225,8 @@ def markdown(report: dict) -> str:
     res = report["results"]
     srcs = [k for k in next(iter(res.values())) if k not in ("all", "harm")]
     L = [f"# Does the preference model predict raters? ({report['model']})", "",
+         *([f"Grouped cross-validation: {report['folds']} models, each scoring only the posts it held out, pooled.", ""]
+           if report.get("folds", 1) > 1 else []),
          f"Held-out seeker posts: {report['heldout_posts']} (never trained on); compared items: {report['items']}; "
          f"decisive overall items (majority of raters, ties and split votes left out): {report['decisive']}.", "",
          "Accuracy = share of decisive items where the predictor scores the chosen reply higher (equal scores count "
@@ -229,12 +258,16 @@ def _safe(obj):
 
 
 def main(args) -> int:
+    from core.jsonio import UsageError
     from partner.config import DEFAULT_CONFIG, load_config
 
     cfg = load_config(args.config or DEFAULT_CONFIG, args.overrides)
-    out = Path(args.out) if args.out else Path(args.model or "models/preference") / "eval"
+    models = args.model or [None]
+    if len(models) > 1 and not args.out:
+        raise UsageError("partner-eval preference: several --model folders (pooled folds) need --out")
+    out = Path(args.out) if args.out else Path(models[0] or "models/preference") / "eval"
     baselines = [] if args.no_baselines else args.baselines
-    report = evaluate(args.model, cfg, out, baselines, device=args.device,
+    report = evaluate(models, cfg, out, baselines, device=args.device,
                       scores_cache=Path(args.scores_cache) if args.scores_cache else out / "baseline_scores.json")
     print(markdown(report))
     log.info("report -> %s", out / "preference_eval.md")

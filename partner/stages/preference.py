@@ -85,7 +85,8 @@ def run(cfg, force: bool = False) -> Path:
     pcfg = cfg.preference
     studies = study_dirs(ratings_root(cfg))
     pairs = load_studies(studies)
-    train_ids, held_ids = split_inputs({p.input for p in pairs}, pcfg.heldout_fraction, pcfg.split_seed)
+    train_ids, held_ids = split_inputs({p.input for p in pairs}, pcfg.heldout_fraction, pcfg.split_seed,
+                                       pcfg.folds, pcfg.fold)
     feedback = feedback_pairs(pcfg.feedback)
     examples = examples_from_pairs([p for p in pairs if p.input in train_ids] + feedback, pcfg)
     log.info("preference: %d ratings from %d studies; %d training pairs over %d posts, %d posts held out (%s)",
