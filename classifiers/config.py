@@ -109,9 +109,9 @@ class PreferenceConfig:
     aux_questions: list[str] = _h("other questions whose decisive answers join as extra pairs, weighted by aux_weight",
                                   factory=list)
     aux_weight: float = _h("loss weight of an auxiliary-question pair (an overall pair weighs 1)", 0.3)
-    epochs: float = _h("training epochs", 3.0)
+    epochs: float = _h("training epochs", 1.5)
     batch_size: int = _h("pairs per step (two sequences each)", 16)
-    lr: float = _h("learning rate (LoRA wants more than full fine-tuning)", 3e-4)
+    lr: float = _h("learning rate (LoRA wants more than full fine-tuning)", 1e-3)
     warmup: float = _h("share of steps of linear warm-up", 0.1)
     center: float = _h("RewardTrainer's center_rewards_coefficient: keeps scores near 0 (0 = off)", 0.01)
     heldout_fraction: float = _h("share of seeker posts held out, per source (EPITOME, ESConv), grouped by post", 0.22)

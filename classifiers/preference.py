@@ -194,6 +194,21 @@ def _trainer_class():
     return PairRewardTrainer, PairCollator
 
 
+def _portable_adapter(out: Path, backbone: str) -> None:
+    """PEFT records the base model's absolute path on this machine and writes a blank model card; the
+    loader reads the backbone from preference.json, so the adapter config names it as configured
+    (``minilm``) and the blank card goes."""
+    import json
+
+    conf = out / "adapter_config.json"
+    data = json.loads(conf.read_text())
+    data["base_model_name_or_path"] = backbone
+    conf.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    card = out / "README.md"
+    if card.exists() and "<!-- Provide a quick summary" in card.read_text():
+        card.unlink()
+
+
 def train(cfg: PreferenceConfig, examples: list[PairExample], out: str | Path,
           record: dict[str, Any] | None = None, max_steps: int = -1) -> "PreferenceModel":
     """Train on ``examples`` and save to ``out``; ``record`` (data, split, eval) goes into preference.json."""
@@ -245,6 +260,7 @@ def train(cfg: PreferenceConfig, examples: list[PairExample], out: str | Path,
     model.eval()
     if cfg.finetune == "lora":
         model.save_pretrained(str(out))  # adapter_model.safetensors + adapter_config.json (adapter and head only)
+        _portable_adapter(out, cfg.backbone)
         merged = model.merge_and_unload()
     else:
         model.save_pretrained(str(out / "encoder"))

@@ -36,7 +36,8 @@ def test_learns_the_preference_and_reloads_the_same_scores(trained):
     meta = json.loads((out / "preference.json").read_text())
     assert meta["format"] == "partner-preference/1" and meta["data"]["heldout_inputs"] == ["x"]
     assert meta["training"]["steps"] > 0
-    assert (out / "adapter_model.safetensors").exists()
+    assert (out / "adapter_model.safetensors").exists() and not (out / "README.md").exists()
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == "tiny-bert"
     posts = ["My dog died.", "I failed again."]
     good = model.score(posts, ["That sounds hard, I am here.", "That sounds hard, I am here."])
     bad = model.score(posts, ["Whatever, move on.", "Whatever, move on."])
