@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from core.jsonio import DataError
+from core.jsonio import DataError, UsageError
 
 from .analyze import HARM, _check_raters, load_key, read_ratings
 
@@ -174,9 +174,10 @@ def split_inputs(inputs: Iterable[str], heldout_fraction: float, seed: int, fold
 
     if folds:
         if folds < 2 or not 0 <= fold < folds:
-            raise ValueError(f"folds={folds}, fold={fold}: expected folds >= 2 and 0 <= fold < folds (or folds=0)")
+            raise UsageError(f"preference.folds={folds}, preference.fold={fold}: expected folds >= 2 and "
+                             "0 <= fold < folds (or folds=0)")
     elif not 0 < heldout_fraction < 1:
-        raise ValueError(f"heldout_fraction is {heldout_fraction}; expected a share between 0 and 1")
+        raise UsageError(f"heldout_fraction is {heldout_fraction}; expected a share between 0 and 1")
     by_source: dict[str, list[str]] = defaultdict(list)
     for i in sorted(set(inputs)):
         by_source[source_of(i)].append(i)

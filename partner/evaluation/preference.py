@@ -167,7 +167,7 @@ def evaluate(model_dirs: list[str] | str | None, cfg, out: Path, baselines: list
         model = PreferenceModel.from_pretrained(d, device=device)
         mine = set(model.meta.get("data", {}).get("heldout_inputs", []))
         if not mine:
-            raise ValueError(f"{d or 'the shipped model'} records no held-out posts (preference.json data.heldout_inputs)")
+            raise UsageError(f"{d or 'the shipped model'} records no held-out posts (preference.json data.heldout_inputs)")
         both = sorted(mine & held)
         if both:
             raise UsageError(f"{d} holds out {len(both)} post(s) another --model also holds out (e.g. {both[0]}): "
