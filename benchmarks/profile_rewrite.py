@@ -1,7 +1,8 @@
 """Where the time of one ``partner-rewrite`` batch goes on this machine (CPU by default).
 
 Runs what ``partner-rewrite`` runs for one batch (``partner.rewrite_jsonl.rewrite_records``: the
-shipped agent, greedy, the sentence guard, the EPITOME scorer before/after) on the first
+shipped agent, greedy, the sentence guard, the candidate pool ranked by the preference model, the
+EPITOME scorer before/after; ``--set 'rewrite.pool=[policy]'`` for the agent alone) on the first
 ``--n`` pairs of the EPITOME test split, with wall-clock timers around each part:
 
 - **prompt passes**: the policy's forward passes over state prompts (the seeker parts, then the windows);
@@ -10,6 +11,9 @@ shipped agent, greedy, the sentence guard, the EPITOME scorer before/after) on t
 - **stop checks**: ``PartnerPolicy._stops`` / ``decode_sentence`` (tokenizer decodes every step);
 - **tokenisation**: building the state prompts (``state_ids``);
 - **guard**: ``SentenceGuard.check``;
+- **retrieval / zeroshot candidates**: the ranked pool's other sources (partner-rewrite's default since
+  2026-12-06): the nearest-sentence search, and the zero-shot model's generation;
+- **preference ranking**: the preference model scoring every candidate and the original;
 - **EPITOME scoring**: ``EmpathyScorer.score`` on the originals and the rewrites;
 - **other Python**: the rest (episode bookkeeping, sampling, tensors), total minus the parts.
 
@@ -87,6 +91,10 @@ def instrument(rewriter, scorer, timers: Timers) -> None:
         rewriter.guard.check = timers.wrap(rewriter.guard.check, "guard")
     if scorer is not None:
         scorer.score = timers.wrap(scorer.score, "EPITOME scoring (before + after)")
+    rewriter.pool = [(kind, timers.wrap(fn, f"{kind} candidates")) for kind, fn in rewriter.pool]
+    if rewriter.reward_fn is not None:
+        rewriter.reward_fn = timers.wrap(rewriter.reward_fn, "preference ranking" if rewriter.rank_by == "preference"
+                                         else "reward ranking")
 
 
 def main(argv=None) -> int:
@@ -129,8 +137,9 @@ def main(argv=None) -> int:
     wall = time.perf_counter() - t
     load_after = os.getloadavg()
     written = sum(len(o["edits"]) for o in outs)
-    order = ["prompt passes", "decode steps", "stop checks", "tokenisation", "guard",
-             "EPITOME scoring (before + after)", "other Python"]
+    order = ["prompt passes", "decode steps", "stop checks", "tokenisation", "guard"]
+    order += [k for k in timers.seconds if k.endswith(("candidates", "ranking"))]
+    order += ["EPITOME scoring (before + after)", "other Python"]
     cpu_total = sum(timers.cpu.values())
     rows = [{"part": k, "seconds": round(timers.seconds.get(k, 0.0) / args.repeats, 3),
              "share": round(timers.seconds.get(k, 0.0) / wall, 3),
@@ -138,7 +147,7 @@ def main(argv=None) -> int:
              "cpu_share": round(timers.cpu.get(k, 0.0) / cpu_total, 3), "calls": timers.calls.get(k, 0) // args.repeats}
             for k in order]
     result = {"what": f"one partner-rewrite batch of {args.n} pairs, seconds per batch (mean of {args.repeats})",
-              "policy": str(rewriter.path), "data": source, "sentences_written": written,
+              "policy": str(rewriter.path), "rewriter": rewriter.describe(), "data": source, "sentences_written": written,
               "seconds_per_batch": round(wall / args.repeats, 3), "parts": rows,
               "machine": {**machine_info(), "load_average_before_after": [round(load_before[0], 2),
                                                                            round(load_after[0], 2)]},
@@ -146,8 +155,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     atomic_write_json(out.with_suffix(".json"), result)
     lines = [f"# Where one partner-rewrite batch spends its time ({platform.machine()} CPU)", "",
-             f"{result['what']}: {result['seconds_per_batch']:.2f} s; policy {rewriter.path.name}, greedy, "
-             f"sentence guard on, EPITOME scorer before/after; {args.n} pairs from the {source}, "
+             f"{result['what']}: {result['seconds_per_batch']:.2f} s; {rewriter.describe()}; EPITOME scorer "
+             f"before/after; {args.n} pairs from the {source}, "
              f"{written} sentences written.", "",
              "| part | wall s / batch | share | CPU s / batch | share | calls / batch |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['part']} | {r['seconds']:.3f} | {r['share']:.0%} | {r['cpu_seconds']:.3f} | {r['cpu_share']:.0%} "

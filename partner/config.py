@@ -107,13 +107,15 @@ class RewriteConfig:
     max_seeker_copy: float = _h("reject a generated sentence when at least this share of its word trigrams occurs "
                                 "in the seeker post (it speaks the seeker's words as the supporter's); 0 = off "
                                 "(partner/guards.py)", 0.5, at_least=0, at_most=1)
-    candidates: int = _h("partner/warmstart: episodes per input (1 = the policy's greedy episode; N > 1 = greedy + "
-                         "N-1 sampled, the one with the highest training reward rewards.* kept: partner/rerank.py)", 1,
+    candidates: int = _h("partner/warmstart: the policy's episodes per input in the pool (1 = its greedy episode; "
+                         "N > 1 = greedy + N-1 sampled), ranked with the pool's other sources: partner/rerank.py", 1,
                          at_least=1)
-    keep_original: bool = _h("with candidates > 1, the unchanged response is a candidate too (a rewrite never "
+    keep_original: bool = _h("with a ranked pool, the unchanged response is a candidate too (a rewrite never "
                              "scores below its input under the reward)", True)
-    min_gain: float = _h("with keep_original, an edit is kept only if its reward beats the unchanged response's by "
-                         "this much (0.5 with the paper's weights: in effect, only edits that gain empathy)", 0.5)
+    min_gain: float | None = _h("with keep_original, an edit is kept only if the ranker scores it above the unchanged "
+                                "response by this much; null (the default) = the ranker's own default: 0 under rank_by preference "
+                                "(any predicted gain, in the model's logits), 0.5 under rank_by reward (with the "
+                                "paper's weights, in effect only edits that gain empathy)", None)
     max_response_copy: float = _h("reject a generated sentence when at least this share of its word trigrams occurs "
                                   "in the response's other sentences (it duplicates what is already there); 0 = off",
                                   0.5, at_least=0, at_most=1)
@@ -127,14 +129,16 @@ class RewriteConfig:
     guard_retries: int = _h("partner/warmstart: when the guard rejects a sentence, sample up to this many new ones "
                             "for the same position (top-p, seeded) before the window becomes a stop; 0 = stop at once",
                             0, at_least=0)
-    rank_by: str = _h("with candidates > 1, what picks the candidate: reward (the training reward rewards.*) | "
-                      "preference (the preference model rewards.preference_model: score gain over the original; "
-                      "min_gain is then in its logits)", "reward")
-    pool: list[str] = _h("with candidates > 1, the candidate sources: policy (greedy + candidates-1 samples), "
-                         "retrieval (pool_retrieved nearest human-written EPITOME-train sentences, inserted at "
-                         "insert_at), zeroshot (SmolLM2-Instruct's sentence), template (rewrite.template); each edit "
-                         "says its source",
-                         factory=lambda: ["policy"])
+    rank_by: str = _h("with a ranked pool (candidates > 1 or a source besides policy), what picks the candidate: "
+                      "preference (the preference model rewards.preference_model, learned from blinded partner-ab "
+                      "ratings: score gain over the original) | reward (the training reward rewards.*)", "preference",
+                      choices=("preference", "reward"))
+    pool: list[str] = _h("the candidate sources, ranked by rank_by: policy (the policy's greedy episode, + "
+                         "candidates-1 samples), retrieval (pool_retrieved nearest human-written EPITOME-train "
+                         "sentences, inserted at insert_at; left out with a warning when the shared data is "
+                         "missing), zeroshot (SmolLM2-Instruct's sentence), template (rewrite.template); each edit "
+                         "says its source. [policy] with candidates 1 is the policy's own greedy episode, unranked",
+                         factory=lambda: ["policy", "retrieval", "zeroshot"])
     pool_retrieved: int = _h("retrieval candidates per input in the pool", 3)
     record_candidates: bool = _h("with ranking, write every candidate (source, text, edits) into the output line's "
                                  "'candidates', so the pool can be ranked again (candidates_from)", False)

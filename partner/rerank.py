@@ -5,9 +5,10 @@ greedy episode and N − 1 sampled ones (positions and sentences sampled, top-p 
 every candidate sentence passes the sentence guard) and keeps the candidate with the highest
 training reward, ``RewardStack`` with the ``rewards.*`` weights: change in empathy, fluency,
 coherence and mutual information, as in RL. With ``rewrite.keep_original`` (default on), the
-unchanged response is a candidate too, and an edit must beat it by ``rewrite.min_gain`` (default
-0.5: with the paper's weights, in effect an empathy gain; fluency, coherence and MI differences
-between candidates are tenths). A rewrite is then never worse than the input under the reward, an
+unchanged response is a candidate too, and an edit must beat it by ``rewrite.min_gain`` (under
+``rank_by reward`` 0.5 by default: with the paper's weights, in effect an empathy gain; fluency,
+coherence and MI differences between candidates are tenths; under ``rank_by preference``, partner-rewrite's
+default, 0 logits). A rewrite is then never worse than the input under the reward, an
 input that is already empathic is left alone rather than edited down, and no sentence is added
 that gains nothing.
 

@@ -266,9 +266,10 @@ class PolicyRewriter(Rewriter):
             keep = (f", the unchanged response kept unless an edit gains >= {self.min_gain:g}" if self.keep_original
                     else "")
             ranker = "the preference model" if self.rank_by == "preference" else "the training reward"
-            extra = "".join(f" + {kind} candidates" for kind, _ in self.pool)
-            decoding = (f"best of {self.candidates} episodes{extra} by {ranker} (greedy + "
-                        f"{self.candidates - 1} sampled{keep})")
+            sources = ["its greedy episode" if self.candidates == 1 else
+                       f"{self.candidates} episodes (greedy + {self.candidates - 1} sampled)"]
+            sources += [f"{kind} candidates" for kind, _ in self.pool]
+            decoding = f"best of {', '.join(sources)} by {ranker}{keep}"
         else:
             decoding = f"{self.decoding} decoding"
         retries = (f", up to {self.guard_retries} sampled retries of a rejected sentence"
@@ -406,6 +407,7 @@ def build_rewriter(method: str, cfg, model: str | None = None, device=None) -> R
     if rc.rank_by not in ("reward", "preference"):
         raise ValueError(f"rewrite.rank_by is {rc.rank_by!r}; expected reward or preference")
     ranked = rc.candidates > 1 or any(s != "policy" for s in rc.pool) or bool(rc.candidates_from)
+    min_gain = min_gain_of(rc)
     if rc.preference_guard or (ranked and rc.rank_by == "preference"):
         from rewards.preference import PreferenceReward
         from rewards.stack import _pick  # the same folder rule as the reward stack's models
@@ -423,16 +425,24 @@ def build_rewriter(method: str, cfg, model: str | None = None, device=None) -> R
         kinds = set()
         for source in rc.pool:  # the policy's candidates are recorded as greedy / sampled
             kinds |= {"greedy", "sampled"} if source == "policy" else {source}
-        return RecordedPoolRewriter(method, rc.candidates_from, reward_fn, kinds, rc.keep_original, rc.min_gain,
+        return RecordedPoolRewriter(method, rc.candidates_from, reward_fn, kinds, rc.keep_original, min_gain,
                                     rc.rank_by)
     pool = _pool_sources(rc, cfg, guard, device) if ranked else []
     rewriter = PolicyRewriter(method, policy_path(method, model), cfg.policy, decoding=rc.decoding, device=device,
                               guard=guard, candidates=rc.candidates, reward_fn=reward_fn,
-                              keep_original=rc.keep_original, min_gain=rc.min_gain, guard_retries=rc.guard_retries,
+                              keep_original=rc.keep_original, min_gain=min_gain, guard_retries=rc.guard_retries,
                               pool=pool, preference_guard=preference if rc.preference_guard else None,
                               rank_by=rc.rank_by)
     rewriter.record_candidates = rc.record_candidates
     return rewriter
+
+
+def min_gain_of(rc) -> float:
+    """rewrite.min_gain, or the ranker's default when it is null: 0 logits for the preference model (any
+    predicted gain), 0.5 for the training reward (in effect an empathy gain)."""
+    if rc.min_gain is not None:
+        return float(rc.min_gain)
+    return 0.0 if rc.rank_by == "preference" else 0.5
 
 
 def _pool_sources(rc, cfg, guard, device) -> list:
@@ -446,12 +456,20 @@ def _pool_sources(rc, cfg, guard, device) -> list:
     if "template" in rc.pool:
         out.append((rerank.TEMPLATE, lambda seekers, responses: [[insert_sentence(r, rc.template, rc.insert_at)]
                                                                  for r in responses]))
+    index = None
     if "retrieval" in rc.pool:
+        from core.corpora import DataError
         from partner.retrieval import RetrievalIndex
 
-        index = RetrievalIndex.build_or_load(cfg.data_path(), embedder=rc.retrieval_embedder,
-                                             min_words=rc.retrieval_min_words, max_words=rc.retrieval_max_words,
-                                             device=device)
+        try:
+            index = RetrievalIndex.build_or_load(cfg.data_path(), embedder=rc.retrieval_embedder,
+                                                 min_words=rc.retrieval_min_words, max_words=rc.retrieval_max_words,
+                                                 device=device)
+        except (DataError, FileNotFoundError) as exc:
+            # the index is built from the EPITOME train split: without the shared data the pool goes on without it
+            log.warning("rewrite.pool: retrieval left out, its index needs the EPITOME data (%s); set PARTNER_DATA, "
+                        "or --set 'rewrite.pool=[policy,zeroshot]' to silence this", exc)
+    if index is not None:
 
         def retrieved(seekers, responses):
             found = index.nearest_k(seekers, rc.pool_retrieved, exclude=[split_sentences(r) for r in responses])

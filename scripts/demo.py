@@ -1,6 +1,8 @@
 """`make demo`: rewrite examples/low-empathy.jsonl with the shipped model and show before/after.
 
-Runs ``partner-rewrite`` with the default method (PARTNER: the shipped policy). While no trained
+Runs ``partner-rewrite`` with its defaults: the shipped policy's greedy episode, retrieved human-written
+sentences and the zero-shot sentence as candidates, ranked by the shipped preference model (retrieval
+is left out, with a warning, when the shared data is missing). While no trained
 policy is shipped it says so and runs the retrieval baseline instead (or the template baseline if
 the shared data is missing); while no empathy classifier is shipped it rewrites without the
 before/after scores. Nothing is faked: the table says which method produced it.
@@ -63,7 +65,9 @@ def table(rows: list[dict]) -> str:
             continue
         emp = r.get("empathy")
         score = f"{emp['before']['total']} -> {emp['after']['total']}" if emp else "n/a"
-        lines += [grid_row((r["seeker_post"], r["response_post"], r["rewritten_response"], score)), sep]
+        sources = sorted({e["source"] for e in r.get("edits", []) if e.get("source")})
+        rewrite = r["rewritten_response"] + (f" [from: {', '.join(sources)}]" if sources else "")
+        lines += [grid_row((r["seeker_post"], r["response_post"], rewrite, score)), sep]
     return "\n".join(lines)
 
 
@@ -89,7 +93,7 @@ def main() -> int:
     out = OUT / "rewritten.jsonl"
     print("\n== rewriting", EXAMPLES.relative_to(ROOT))
     proc = rewrite(None, scorer, out)
-    method = "PARTNER (the shipped policy)"
+    method = "PARTNER (the shipped policy's episode, retrieved and zero-shot sentences, ranked by the preference model)"
     if proc.returncode != 0:
         fallback = "retrieval" if have_data else "template"
         print(f"(partner-rewrite: {_last_line(proc.stderr)})")

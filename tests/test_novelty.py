@@ -78,6 +78,7 @@ def test_reranking_leaves_the_novelty_penalty_out():
     cfg = PartnerConfig()
     cfg.rewards.w_novelty = 1.0
     cfg.rewrite.candidates = 2
+    cfg.rewrite.rank_by, cfg.rewrite.pool = "reward", ["policy"]
     rw = build_rewriter("partner", cfg)
     assert "novelty" not in rw.reward_fn.components
 

@@ -196,13 +196,13 @@ def test_preference_guard_reverts_edits_scored_below_the_original(tiny_policy): 
 
 @pytest.mark.slow
 def test_shipped_agent_with_the_real_reward_stack(tmp_path):
-    """The whole path partner-rewrite takes by default: shipped policy, guard, RewardStack from the config."""
+    """Ranking by the training reward: shipped policy, guard, RewardStack from the config."""
     from partner.config import DEFAULT_CONFIG, SHIPPED_MODELS, load_config
     from partner.rewriters import build_rewriter
 
     if not (SHIPPED_MODELS / "policy_rl" / "policy_config.json").exists():
         pytest.skip("no shipped PARTNER agent in models/policy_rl")
-    cfg = load_config(DEFAULT_CONFIG, ["rewrite.candidates=2"])
+    cfg = load_config(DEFAULT_CONFIG, ["rewrite.candidates=2", "rewrite.rank_by=reward", "rewrite.pool=[policy]"])
     rw = build_rewriter("partner", cfg)
     seekers = ["My dog died yesterday and I can't stop crying.", "I finally got the job I wanted!"]
     responses = ["Get another dog.", "Congrats, that is awesome! You earned it."]
@@ -210,7 +210,53 @@ def test_shipped_agent_with_the_real_reward_stack(tmp_path):
     assert len(out) == 2 and sum(rw.chosen.values()) == 2
     for (text, edits), original in zip(out, responses):
         assert (text == original) == (not edits)
-    assert "best of 2" in rw.describe()
+    assert "best of 2 episodes" in rw.describe() and "training reward" in rw.describe()
+    assert rw.min_gain == 0.5  # the reward ranker's default
+
+
+@pytest.mark.slow
+def test_the_default_rewriter_ranks_the_pool_by_the_preference_model(tmp_path):
+    """What partner-rewrite does with no options: the shipped agent's greedy episode, retrieved human-written
+    sentences and the zero-shot sentence, ranked by the shipped preference model; each edit names its source."""
+    from partner.config import DEFAULT_CONFIG, SHIPPED_MODELS, load_config
+    from partner.rewriters import build_rewriter
+
+    if not all((SHIPPED_MODELS / m).exists() for m in ("policy_rl/policy_config.json", "preference")):
+        pytest.skip("no shipped agent or preference model")
+    cfg = load_config(DEFAULT_CONFIG)
+    rw = build_rewriter("partner", cfg)
+    assert rw.rank_by == "preference" and rw.min_gain == 0.0 and [k for k, _ in rw.pool] == ["retrieval", "zeroshot"]
+    seekers = ["My dog died yesterday and I can't stop crying.", "I failed my driving test again."]
+    responses = ["Get another dog.", "Just take it again."]
+    out = rw.rewrite(seekers, responses, seed=0)
+    assert sum(rw.chosen.values()) == 2
+    for (text, edits), original in zip(out, responses):
+        assert (text == original) == (not edits)
+        assert all(e["source"] in ("greedy", "retrieval", "zeroshot") for e in edits)
+    # every pool source offered a candidate for each input
+    assert all({c["source"] for c in cands} == {"greedy", "retrieval", "zeroshot"} for cands in rw.last_pool)
+    assert "by the preference model" in rw.describe()
+
+
+def test_min_gain_defaults_to_the_rankers_own_unit():
+    from partner.config import load_config
+    from partner.rewriters import min_gain_of
+
+    assert min_gain_of(load_config(None).rewrite) == 0.0
+    assert min_gain_of(load_config(None, ["rewrite.rank_by=reward"]).rewrite) == 0.5
+    assert min_gain_of(load_config(None, ["rewrite.rank_by=reward", "rewrite.min_gain=0.2"]).rewrite) == 0.2
+
+
+@pytest.mark.slow
+def test_the_pool_goes_on_without_retrieval_when_the_data_is_missing(tmp_path, caplog):
+    from partner.config import load_config
+    from partner.rewriters import _pool_sources, SentenceGuard
+
+    cfg = load_config(None, [f"data_dir={tmp_path}", "rewrite.pool=[policy,retrieval,template]"])
+    with caplog.at_level("WARNING"):
+        kinds = [k for k, _ in _pool_sources(cfg.rewrite, cfg, SentenceGuard.from_config(cfg.rewrite), None)]
+    assert kinds == [rerank.TEMPLATE]
+    assert "retrieval left out" in caplog.text and "PARTNER_DATA" in caplog.text
 
 
 def test_recorded_pool_is_ranked_again_without_generating(tiny_policy, tmp_path):  # noqa: F811

@@ -201,7 +201,8 @@ def test_default_output_name():
 
 
 POLICY_SETS = ["--set", "policy.backbone=tiny-gpt2", "--set", "policy.max_sentence_tokens=6",
-               "--set", "policy.max_context_tokens=32", "--set", "rewrite.candidates=1"]
+               "--set", "policy.max_context_tokens=32", "--set", "rewrite.candidates=1",
+               "--set", "rewrite.pool=[policy]"]
 
 
 @pytest.mark.slow
