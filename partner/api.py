@@ -42,7 +42,8 @@ class Rewriter:
     ``Rewriter.from_pretrained(path)`` loads a trained policy folder (``models/policy_rl``, the
     shipped default; ``models/policy``, the warm start; a ``partner-train`` output) with the rewrite
     settings of a config (``configs/default.yaml`` unless ``config`` is given): the sentence guard on,
-    greedy decoding. ``method`` picks a baseline instead (``template``, ``retrieval``, ``zeroshot``,
+    the policy's greedy episode, retrieved and zero-shot sentences ranked by the preference model
+    (``overrides=["rewrite.pool=[policy]"]``: the policy alone). ``method`` picks a baseline instead (``template``, ``retrieval``, ``zeroshot``,
     ``identity``; see ``partner.rewriters``).
     """
 
