@@ -23,14 +23,13 @@ import argparse
 import json
 import logging
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from core.provenance import git_commit, machine_info  # noqa: E402
+from core.provenance import git_commit, machine_info, write_report  # noqa: E402
 
 log = logging.getLogger("mi_agreement")
 
@@ -40,7 +39,6 @@ def main(argv=None) -> int:
     from scipy.stats import pearsonr, spearmanr
 
     from core.corpora import epitome_splits
-    from core.jsonio import atomic_write_json, atomic_write_text
     from rewards.config import RewardConfig
     from rewards.lm import FrozenLM
     from rewards.mi import MutualInformationReward
@@ -99,7 +97,6 @@ def main(argv=None) -> int:
               "machine": {**machine_info(), "load_average_per_variant": [round(x, 2) for x in loads]},
               "commit": git_commit(), "command": "python benchmarks/mi_agreement.py " + " ".join(argv or sys.argv[1:])}
     out = Path(args.out)
-    atomic_write_json(out.with_suffix(".json"), result)
     lines = [f"# r_m: cheaper variants against the current one ({len(pairs)} EPITOME {args.split} pairs)", "",
              "| variant | CPU s / pair | r_m Pearson | r_m Spearman | r_m mean abs diff | reverse Pearson | "
              "reverse Spearman | reverse mean abs diff |", "|---|---|---|---|---|---|---|---|"]
@@ -107,11 +104,7 @@ def main(argv=None) -> int:
         lines.append(f"| {r['variant']} | {r['cpu_s_per_pair']:.3f} | {r['rm_pearson']:.4f} | {r['rm_spearman']:.4f} "
                      f"| {r['rm_mean_abs_diff']:.4f} | {r['rev_pearson']:.4f} | {r['rev_spearman']:.4f} | "
                      f"{r['rev_mean_abs_diff']:.4f} |")
-    lines += ["", f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
-              f"({torch.get_num_threads()} threads); 1-min load average {', '.join(f'{x:.1f}' for x in loads)}; "
-              f"commit {result['commit']}.", "", f"Command: `{result['command']}`", ""]
-    atomic_write_text(out.with_suffix(".md"), "\n".join(lines))
-    print("\n".join(lines))
+    write_report(out, result, lines, ", ".join(f"{x:.1f}" for x in loads))
     return 0
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import platform
 import random
 import sys
 import time
@@ -38,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from core.provenance import git_commit, machine_info  # noqa: E402
+from core.provenance import git_commit, machine_info, write_report  # noqa: E402
 
 log = logging.getLogger("mi_signal")
 
@@ -82,7 +81,6 @@ def main(argv=None) -> int:
 
     from bench_rewards import CANDIDATES
     from core.corpora import epitome_splits
-    from core.jsonio import atomic_write_json, atomic_write_text
     from core.registry import load_sentence_embedder
     from partner.config import load_config
     from partner.retrieval import RetrievalIndex
@@ -161,7 +159,6 @@ def main(argv=None) -> int:
               "machine": {**machine_info(), "load_average_before_after": [round(x, 2) for x in load]},
               "commit": git_commit(), "command": "python benchmarks/mi_signal.py " + " ".join(argv or sys.argv[1:])}
     out = Path(args.out)
-    atomic_write_json(out.with_suffix(".json"), result)
     lines = [f"# r_m within a state: {result['what']}", "",
              "CPU seconds per rollout (cold, nothing cached): " +
              ", ".join(f"{k} {v:.3f}" for k, v in result["cpu_s_per_rollout"].items()) + ".", "",
@@ -177,11 +174,7 @@ def main(argv=None) -> int:
         lines.append(f"| {r['estimator']} | {r['r_m_pearson']:.3f} | {dp(r['r_m_delta_pearson'])} | "
                      f"{r['r_m_concordance']:.3f} | {r['reverse_pearson']:.3f} | {dp(r['reverse_delta_pearson'])} | "
                      f"{r['reverse_concordance']:.3f} |")
-    lines += ["", f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
-              f"({torch.get_num_threads()} threads); 1-min load average {load[0]:.1f} before, {load[1]:.1f} after; "
-              f"commit {result['commit']}.", "", f"Command: `{result['command']}`", ""]
-    atomic_write_text(out.with_suffix(".md"), "\n".join(lines))
-    print("\n".join(lines))
+    write_report(out, result, lines, f"{load[0]:.1f} before, {load[1]:.1f} after")
     return 0
 
 

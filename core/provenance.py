@@ -36,3 +36,20 @@ def machine_info() -> dict:
     if hasattr(os, "getloadavg"):
         info["load_average"] = [round(x, 2) for x in os.getloadavg()]
     return info
+
+
+def write_report(out, result: dict, lines: list[str], load: str) -> None:
+    """A benchmark's results: ``out``.json (``result``) and ``out``.md (``lines``, then the machine, the
+    ``load`` average text, the commit and the command), written atomically; the markdown is printed too."""
+    from pathlib import Path
+
+    from core.jsonio import atomic_write_json, atomic_write_text
+
+    m = machine_info()
+    lines = lines + ["", f"Machine: {m['platform']}, {m['cpu_count']} CPUs, torch {m.get('torch')} "
+                         f"({m.get('torch_threads')} threads); 1-min load average {load}; commit {result['commit']}.",
+                     "", f"Command: `{result['command']}`", ""]
+    out = Path(out)
+    atomic_write_json(out.with_suffix(".json"), result)
+    atomic_write_text(out.with_suffix(".md"), "\n".join(lines))
+    print("\n".join(lines))
