@@ -91,7 +91,8 @@ def _main(args: argparse.Namespace) -> int:
              stats.written, stats.errors)
     chosen = getattr(rewriter, "chosen", None)
     if chosen:
-        log.info("reward-ranked decoding kept %s", ", ".join(f"{kind} {n}" for kind, n in sorted(chosen.items())))
+        ranker = "preference model" if getattr(rewriter, "rank_by", "reward") == "preference" else "training reward"
+        log.info("ranked by the %s, kept: %s", ranker, ", ".join(f"{kind} {n}" for kind, n in sorted(chosen.items())))
     guard = getattr(rewriter, "guard", None)
     if guard is not None and guard.rejected:
         retries = getattr(rewriter, "guard_retries", 0)
