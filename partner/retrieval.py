@@ -25,7 +25,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.corpora import default_data_dir, EPITOME_FILES, epitome_splits
+from core.corpora import DataError, default_data_dir, EPITOME_FILES, epitome_splits
 from core.jsonio import atomic_write_json
 from core.registry import cache_dir, load_sentence_embedder
 from core.text import split_sentences
@@ -70,8 +70,11 @@ def empathic_sentences(pairs, min_words: int = 4, max_words: int = 30,
 def _sources_key(data_dir: Path, min_words: int, max_words: int, embedder: str) -> str:
     h = hashlib.sha256(f"v{INDEX_VERSION}|seed{SPLIT_SEED}|{MECHANISMS}|{min_words}-{max_words}|{embedder}".encode())
     for name in sorted(EPITOME_FILES.values()):
+        path = data_dir / "epitome-reddit" / name
+        if not path.is_file():
+            raise DataError(path, None, None, "file not found")
         h.update(name.encode())
-        h.update(hashlib.sha256((data_dir / "epitome-reddit" / name).read_bytes()).digest())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()[:16]
 
 
@@ -89,10 +92,10 @@ class RetrievalIndex:
         from safetensors.torch import load_file
 
         data_dir = Path(data_dir) if data_dir else default_data_dir()
+        key = _sources_key(data_dir, min_words, max_words, embedder)  # checks the data before any weights load
         model = load_sentence_embedder(embedder, device=device)
         root = cache_dir() / "retrieval"
         root.mkdir(parents=True, exist_ok=True)
-        key = _sources_key(data_dir, min_words, max_words, embedder)
         final = root / key
         with FileLock(str(root / f"{key}.lock")):
             if not (final / ".complete").exists():

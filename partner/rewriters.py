@@ -465,7 +465,7 @@ def _pool_sources(rc, cfg, guard, device) -> list:
             index = RetrievalIndex.build_or_load(cfg.data_path(), embedder=rc.retrieval_embedder,
                                                  min_words=rc.retrieval_min_words, max_words=rc.retrieval_max_words,
                                                  device=device)
-        except (DataError, FileNotFoundError) as exc:
+        except DataError as exc:
             # the index is built from the EPITOME train split: without the shared data the pool goes on without it
             log.warning("rewrite.pool: retrieval left out, its index needs the EPITOME data (%s); set PARTNER_DATA, "
                         "or --set 'rewrite.pool=[policy,zeroshot]' to silence this", exc)
