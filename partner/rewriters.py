@@ -265,7 +265,7 @@ class PolicyRewriter(Rewriter):
         if self.candidates > 1 or self.pool:
             keep = (f", the unchanged response kept unless an edit gains >= {self.min_gain:g}" if self.keep_original
                     else "")
-            ranker = "the preference model" if self.rank_by == "preference" else "the training reward"
+            ranker = ranker_name(self.rank_by)
             sources = ["its greedy episode" if self.candidates == 1 else
                        f"{self.candidates} episodes (greedy + {self.candidates - 1} sampled)"]
             sources += [f"{kind} candidates" for kind, _ in self.pool]
@@ -358,7 +358,7 @@ class RecordedPoolRewriter(Rewriter):
             self.recorded[(obj["seeker_post"], obj["response_post"])] = obj["candidates"]
 
     def describe(self) -> str:
-        ranker = "the preference model" if self.rank_by == "preference" else "the training reward"
+        ranker = ranker_name(self.rank_by)
         return (f"{self.name}: the {'/'.join(sorted(self.kinds))} candidates recorded in {self.path}, ranked by "
                 f"{ranker}" + (f", the unchanged response kept unless an edit gains >= {self.min_gain:g}"
                                if self.keep_original else ""))
@@ -435,6 +435,11 @@ def build_rewriter(method: str, cfg, model: str | None = None, device=None) -> R
                               rank_by=rc.rank_by)
     rewriter.record_candidates = rc.record_candidates
     return rewriter
+
+
+def ranker_name(rank_by: str) -> str:
+    """What ranks the candidates under ``rewrite.rank_by``, for logs and describe()."""
+    return "the preference model" if rank_by == "preference" else "the training reward"
 
 
 def min_gain_of(rc) -> float:

@@ -13,7 +13,7 @@ from core.jsonio import check_batch_size, check_output, launched_shard
 from partner import rewrite_jsonl
 from partner.config import DEFAULT_CONFIG, load_config
 from partner.rewrite_jsonl import rewrite_file, ScorerUnavailable
-from partner.rewriters import build_rewriter, MethodUnavailable
+from partner.rewriters import build_rewriter, MethodUnavailable, ranker_name
 
 from .common import add_common, add_config, process_device, run
 
@@ -91,8 +91,8 @@ def _main(args: argparse.Namespace) -> int:
              stats.written, stats.errors)
     chosen = getattr(rewriter, "chosen", None)
     if chosen:
-        ranker = "preference model" if getattr(rewriter, "rank_by", "reward") == "preference" else "training reward"
-        log.info("ranked by the %s, kept: %s", ranker, ", ".join(f"{kind} {n}" for kind, n in sorted(chosen.items())))
+        log.info("ranked by %s, kept: %s", ranker_name(getattr(rewriter, "rank_by", "reward")),
+                 ", ".join(f"{kind} {n}" for kind, n in sorted(chosen.items())))
     guard = getattr(rewriter, "guard", None)
     if guard is not None and guard.rejected:
         retries = getattr(rewriter, "guard_retries", 0)
