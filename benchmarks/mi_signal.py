@@ -127,15 +127,16 @@ def main(argv=None) -> int:
     o = np.array([first[g] for g in group])
     edited = o != np.arange(len(group))
     d_rm, d_logf, d_cos = rm - rm[o], np.log(flu) - np.log(flu[o]), cos - cos[o]
-    spread = {"w_m·Δr_m sd": float((w.w_mi * d_rm[edited]).std()), "w_f·Δr_f sd": float((w.w_fluency * (flu - flu[o])[edited]).std())}
+    spread = {"w_m·Δr_m sd": float((w.w_mi * d_rm[edited]).std()),
+              "w_f·Δr_f sd": float((w.w_fluency * (flu - flu[o])[edited]).std())}
     both = w.w_fluency * flu + w.w_mi * rm
     flips = 1 - concordance(group, both, w.w_fluency * flu)
 
-    states_ids = np.unique(G)
-    train, test = np.isin(G, states_ids[::2]), ~np.isin(G, states_ids[::2])
+    train = np.isin(G, np.unique(G)[::2])  # every other state fits the estimators, the rest tests them
+    test = ~train
     rows = []
-    for name, cols in (("r_m of the original only", []), ("+ a·Δlog r_f", [d_logf]), ("+ a·Δlog r_f + b·Δcos", [d_logf, d_cos]),
-                       ("+ b·Δcos", [d_cos])):
+    for name, cols in (("r_m of the original only", []), ("+ a·Δlog r_f", [d_logf]),
+                       ("+ a·Δlog r_f + b·Δcos", [d_logf, d_cos]), ("+ b·Δcos", [d_cos])):
         row = {"estimator": name}
         for term, truth in (("r_m", rm), ("reverse", rev)):
             d_truth = truth - truth[o]
@@ -153,7 +154,8 @@ def main(argv=None) -> int:
             row[f"{term}_concordance"] = round(concordance(list(G[m]), truth[m], est[m]), 4)
         rows.append(row)
     n = len(rewrites)
-    result = {"what": f"{n} rollouts of {len(states)} EPITOME dev states (5 each)", "weights": {"w_m": w.w_mi, "w_f": w.w_fluency},
+    result = {"what": f"{n} rollouts of {len(states)} EPITOME dev states (5 each)",
+              "weights": {"w_m": w.w_mi, "w_f": w.w_fluency},
               "cpu_s_per_rollout": {k: round(v / n, 4) for k, v in cpu.items()}, "within_state_spread": spread,
               "fluency_plus_mi_pairs_reordered_by_mi": round(flips, 4), "estimators": rows,
               "machine": {**machine_info(), "load_average_before_after": [round(x, 2) for x in load]},

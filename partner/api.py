@@ -43,8 +43,8 @@ class Rewriter:
     shipped default; ``models/policy``, the warm start; a ``partner-train`` output) with the rewrite
     settings of a config (``configs/default.yaml`` unless ``config`` is given): the sentence guard on,
     the policy's greedy episode, retrieved and zero-shot sentences ranked by the preference model
-    (``overrides=["rewrite.pool=[policy]"]``: the policy alone). ``method`` picks a baseline instead (``template``, ``retrieval``, ``zeroshot``,
-    ``identity``; see ``partner.rewriters``).
+    (``overrides=["rewrite.pool=[policy]"]``: the policy alone). ``method`` picks a baseline instead
+    (``template``, ``retrieval``, ``zeroshot``, ``identity``; see ``partner.rewriters``).
     """
 
     def __init__(self, method: rewriters.Rewriter):

@@ -113,9 +113,9 @@ class RewriteConfig:
     keep_original: bool = _h("with a ranked pool, the unchanged response is a candidate too (a rewrite never "
                              "scores below its input under the reward)", True)
     min_gain: float | None = _h("with keep_original, an edit is kept only if the ranker scores it above the unchanged "
-                                "response by this much; null (the default) = the ranker's own default: 0 under rank_by preference "
-                                "(any predicted gain, in the model's logits), 0.5 under rank_by reward (with the "
-                                "paper's weights, in effect only edits that gain empathy)", None)
+                                "response by this much; null (the default) = the ranker's own default: 0 under "
+                                "rank_by preference (any predicted gain, in the model's logits), 0.5 under rank_by "
+                                "reward (with the paper's weights, in effect only edits that gain empathy)", None)
     max_response_copy: float = _h("reject a generated sentence when at least this share of its word trigrams occurs "
                                   "in the response's other sentences (it duplicates what is already there); 0 = off",
                                   0.5, at_least=0, at_most=1)
