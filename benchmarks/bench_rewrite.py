@@ -11,12 +11,19 @@ Every path runs the same episode code (``partner.episode.run_episodes``, greedy)
   the batch fed (padding) until the last sentence ends;
 - **+ finished rows leave the batch**: ``act`` today without a prefix cache: STOP rows and
   finished sentences drop out of the KV cache, so decoding runs only on sentences being written;
-- **+ seeker prefix reused** (what ``partner-rewrite`` runs): also the KV cache of each state's
-  seeker part, computed once per episode batch and reused by its later windows and guard retries;
+- **+ seeker prefix reused**: also the KV cache of each state's seeker part, computed once per
+  episode batch and reused by its later windows and guard retries;
+- **+ speculative greedy, k tokens** (``policy.speculative_tokens``; partner-rewrite runs the default k):
+  speculative greedy decoding, each pass also checking up to k tokens guessed from the sentences
+  the policy already wrote (``partner.speculative``); every timed job starts with an empty table, as a
+  fresh ``partner-rewrite`` does, so its first batch runs as plain greedy decoding;
+- **+ weights packed**: the policy as partner-rewrite loads it, its Linear layers' weights packed
+  once for oneDNN (``core.packed``) instead of at every call; the rows above run plain layers;
 - **LoRA not merged**: the default path on the policy loaded for training (PEFT adapter applied at
-  every layer) instead of merged into the weights, as inference loads it;
+  every layer, plain layers) instead of merged into the weights, as inference loads it;
 - **bf16** / **int8 dynamic** (``--dtypes``): the default path with the backbone cast to bfloat16,
-  or its Linear layers dynamically quantised to int8 (``torch.ao.quantization.quantize_dynamic``);
+  or its Linear layers dynamically quantised to int8 (``torch.ao.quantization.quantize_dynamic``),
+  both from the plain (unpacked) layers;
   not used by partner-rewrite: they change outputs (the share of identical rewrites is reported);
 - **batch 64** (``--big-batch``): the default path on larger batches (``partner-rewrite --batch-size``):
   the decoding steps then serve more sentences each.
@@ -71,14 +78,19 @@ def policy_path(model: str | None) -> Path:
     return SHIPPED_MODELS / ("policy_rl" if (SHIPPED_MODELS / "policy_rl").exists() else "policy")
 
 
-def load_policy(model: str | None, cfg, device: str = "cpu", trainable: bool = False):
+def load_policy(model: str | None, cfg, device: str = "cpu", trainable: bool = False, packed: bool = True):
+    """The policy as partner-rewrite loads it (LoRA merged, weights packed); ``packed=False``: merged,
+    plain ``nn.Linear`` layers; ``trainable=True``: the PEFT adapter applied at every layer."""
     from partner.policy import PartnerPolicy
 
     path = policy_path(model)
     if not (path / "policy_config.json").exists():
         raise SystemExit(f"no trained policy at {path}: pass --model")
     where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-    return PartnerPolicy.load(str(path), cfg=cfg, device=device, trainable=trainable), f"trained policy {where}"
+    policy = PartnerPolicy.load(str(path), cfg=cfg, device=device, trainable=trainable or not packed)
+    if not packed and not trainable and policy.finetune == "lora":
+        policy.model, policy.finetune = policy.model.merge_and_unload().requires_grad_(False), "merged"
+    return policy.eval(), f"trained policy {where}"
 
 
 class NaiveActor:
@@ -185,13 +197,19 @@ class PreviousActor:
 
 
 class Actor:
-    """Today's ``act`` without the seeker-prefix cache (finished rows still leave the batch)."""
+    """Today's ``act`` with ``speculative_tokens`` guesses per pass, with or without the seeker-prefix cache."""
 
-    def __init__(self, policy):
+    def __init__(self, policy, speculative_tokens: int = 0, prefix: bool = True):
         self.policy, self.k, self.cfg = policy, policy.k, policy.cfg
+        self.speculative_tokens, self.prefix = speculative_tokens, prefix
 
     def act(self, *a, prefix_cache=None, **kw):
-        return self.policy.act(*a, **kw)
+        old = self.policy.cfg.speculative_tokens
+        self.policy.cfg.speculative_tokens = self.speculative_tokens
+        try:
+            return self.policy.act(*a, prefix_cache=prefix_cache if self.prefix else None, **kw)
+        finally:
+            self.policy.cfg.speculative_tokens = old
 
 
 def cast(policy, dtype: str):
@@ -213,8 +231,13 @@ def cast(policy, dtype: str):
 
 
 def run(actor, seekers, responses, cfg, batch_size: int):
+    """One rewriting job; a policy's guess table starts empty, as in a fresh partner-rewrite."""
+    from partner.speculative import NgramGuesses
     from partner.episode import run_episodes
 
+    policy = getattr(actor, "policy", actor)
+    if hasattr(policy, "guesses"):
+        policy.guesses = NgramGuesses()
     eps = []
     for i in range(0, len(seekers), batch_size):
         eps += run_episodes(actor, seekers[i:i + batch_size], responses[i:i + batch_size], cfg, sample=False)
@@ -234,6 +257,8 @@ def main(argv=None) -> int:
     ap.add_argument("--big-batch", type=int, default=64, help="a row for the default path at this batch size (0: none)")
     ap.add_argument("--rounds", type=int, default=1, help="rounds of every path in turn (times are summed)")
     ap.add_argument("--dtypes", default="bf16,int8", help="extra rows with the backbone cast: bf16,int8 or ''")
+    ap.add_argument("--guesses", default="", help="extra rows of speculative greedy decoding at these guess lengths, "
+                                                 "e.g. 2,8 (the default length always has a row)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--model", default=None, help="policy folder (default: the shipped agent)")
     ap.add_argument("--device", default="cpu", help="cpu (the default), cuda, ...")
@@ -246,18 +271,21 @@ def main(argv=None) -> int:
     cfg = load_config(DEFAULT_CONFIG).policy
     seekers, responses, source = pairs(args.n)
     policy, what = load_policy(args.model, cfg, args.device)
+    plain, _ = load_policy(args.model, cfg, args.device, packed=False)
     cfg = policy.cfg  # as the policy was trained (window, context)
     n_naive = min(args.naive_n, len(seekers))
-    paths = {"naive per-example loop, no KV cache": NaiveActor(policy),
-             "batched, KV cache (as at 769d52b)": PreviousActor(policy),
-             "+ finished rows leave the batch": Actor(policy),
-             "+ seeker prefix reused (partner-rewrite)": policy}
-    default = "+ seeker prefix reused (partner-rewrite)"
-    unmerged, _ = load_policy(args.model, cfg, args.device, trainable=True)
-    unmerged.eval()
-    paths["default path, LoRA not merged (PEFT)"] = unmerged
+    k = int(cfg.speculative_tokens)
+    default = f"+ speculative greedy, {k} tokens (partner-rewrite)" if k else "+ weights packed (partner-rewrite)"
+    paths = {"naive per-example loop, no KV cache": NaiveActor(plain),
+             "batched, KV cache (as at 769d52b)": PreviousActor(plain),
+             "+ finished rows leave the batch": Actor(plain, 0, prefix=False),
+             "+ seeker prefix reused": Actor(plain, 0),
+             "+ weights packed" + ("" if k else " (partner-rewrite)"): Actor(policy, 0)}
+    for d in sorted({k, *(int(x) for x in filter(None, args.guesses.split(",")))} - {0}):
+        paths[default if d == k else f"+ speculative greedy, {d} tokens"] = Actor(policy, d)
+    paths["default path, LoRA not merged (PEFT)"] = load_policy(args.model, cfg, args.device, trainable=True)[0]
     for d in filter(None, args.dtypes.split(",")):
-        paths[f"default path, {'bfloat16' if d == 'bf16' else 'int8 dynamic quantisation'}"] = cast(policy, d)
+        paths[f"default path, {'bfloat16' if d == 'bf16' else 'int8 dynamic quantisation'}"] = cast(plain, d)
     sizes = {name: args.batch_size for name in paths}
     if args.big_batch:
         name = f"default path, batch {args.big_batch}"

@@ -29,6 +29,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from core.packed import pack_linears
 from core.registry import load_causal_lm
 from core.text import split_sentences
 from partner import rerank
@@ -143,6 +144,8 @@ class ZeroShotRewriter(Rewriter):
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model, self.tok = load_causal_lm(backbone, device=self.device)
         self.model.eval()
+        self.model.requires_grad_(False)
+        pack_linears(self.model)  # CPU inference: weights packed once for oneDNN (core.packed)
         self.tok.padding_side = "left"  # batched generation continues every prompt from its end
         cfg = self.model.config
         self.context = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None) or 2048
