@@ -13,10 +13,6 @@ Every path runs the same episode code (``partner.episode.run_episodes``, greedy)
   finished sentences drop out of the KV cache, so decoding runs only on sentences being written;
 - **+ seeker prefix reused**: also the KV cache of each state's seeker part, computed once per
   episode batch and reused by its later windows and guard retries;
-- **+ speculative greedy, k tokens** (``policy.speculative_tokens``; partner-rewrite runs the default k):
-  speculative greedy decoding, each pass also checking up to k tokens guessed from the sentences
-  the policy already wrote (``partner.speculative``); every timed job starts with an empty table, as a
-  fresh ``partner-rewrite`` does, so its first batch runs as plain greedy decoding;
 - **+ weights packed**: the policy as partner-rewrite loads it, its Linear layers' weights packed
   once for oneDNN (``core.packed``) instead of at every call; the rows above run plain layers;
 - **LoRA not merged**: the default path on the policy loaded for training (PEFT adapter applied at
@@ -197,19 +193,13 @@ class PreviousActor:
 
 
 class Actor:
-    """Today's ``act`` with ``speculative_tokens`` guesses per pass, with or without the seeker-prefix cache."""
+    """Today's ``act`` without the seeker-prefix cache (finished rows still leave the batch)."""
 
-    def __init__(self, policy, speculative_tokens: int = 0, prefix: bool = True):
+    def __init__(self, policy):
         self.policy, self.k, self.cfg = policy, policy.k, policy.cfg
-        self.speculative_tokens, self.prefix = speculative_tokens, prefix
 
     def act(self, *a, prefix_cache=None, **kw):
-        old = self.policy.cfg.speculative_tokens
-        self.policy.cfg.speculative_tokens = self.speculative_tokens
-        try:
-            return self.policy.act(*a, prefix_cache=prefix_cache if self.prefix else None, **kw)
-        finally:
-            self.policy.cfg.speculative_tokens = old
+        return self.policy.act(*a, **kw)
 
 
 def cast(policy, dtype: str):
@@ -231,13 +221,8 @@ def cast(policy, dtype: str):
 
 
 def run(actor, seekers, responses, cfg, batch_size: int):
-    """One rewriting job; a policy's guess table starts empty, as in a fresh partner-rewrite."""
-    from partner.speculative import NgramGuesses
     from partner.episode import run_episodes
 
-    policy = getattr(actor, "policy", actor)
-    if hasattr(policy, "guesses"):
-        policy.guesses = NgramGuesses()
     eps = []
     for i in range(0, len(seekers), batch_size):
         eps += run_episodes(actor, seekers[i:i + batch_size], responses[i:i + batch_size], cfg, sample=False)
@@ -257,8 +242,6 @@ def main(argv=None) -> int:
     ap.add_argument("--big-batch", type=int, default=64, help="a row for the default path at this batch size (0: none)")
     ap.add_argument("--rounds", type=int, default=1, help="rounds of every path in turn (times are summed)")
     ap.add_argument("--dtypes", default="bf16,int8", help="extra rows with the backbone cast: bf16,int8 or ''")
-    ap.add_argument("--guesses", default="", help="extra rows of speculative greedy decoding at these guess lengths, "
-                                                 "e.g. 2,8 (the default length always has a row)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--model", default=None, help="policy folder (default: the shipped agent)")
     ap.add_argument("--device", default="cpu", help="cpu (the default), cuda, ...")
@@ -274,15 +257,12 @@ def main(argv=None) -> int:
     plain, _ = load_policy(args.model, cfg, args.device, packed=False)
     cfg = policy.cfg  # as the policy was trained (window, context)
     n_naive = min(args.naive_n, len(seekers))
-    k = int(cfg.speculative_tokens)
-    default = f"+ speculative greedy, {k} tokens (partner-rewrite)" if k else "+ weights packed (partner-rewrite)"
+    default = "+ weights packed (partner-rewrite)"
     paths = {"naive per-example loop, no KV cache": NaiveActor(plain),
              "batched, KV cache (as at 769d52b)": PreviousActor(plain),
-             "+ finished rows leave the batch": Actor(plain, 0, prefix=False),
-             "+ seeker prefix reused": Actor(plain, 0),
-             "+ weights packed" + ("" if k else " (partner-rewrite)"): Actor(policy, 0)}
-    for d in sorted({k, *(int(x) for x in filter(None, args.guesses.split(",")))} - {0}):
-        paths[default if d == k else f"+ speculative greedy, {d} tokens"] = Actor(policy, d)
+             "+ finished rows leave the batch": Actor(plain),
+             "+ seeker prefix reused": plain,
+             default: policy}
     paths["default path, LoRA not merged (PEFT)"] = load_policy(args.model, cfg, args.device, trainable=True)[0]
     for d in filter(None, args.dtypes.split(",")):
         paths[f"default path, {'bfloat16' if d == 'bf16' else 'int8 dynamic quantisation'}"] = cast(plain, d)

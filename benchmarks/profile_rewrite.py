@@ -7,9 +7,7 @@ EPITOME scorer before/after; ``--set 'rewrite.pool=[policy]'`` for the agent alo
 
 - **prompt passes**: the policy's forward passes over state prompts (the seeker parts, then the windows);
 - **decode steps**: forward passes through the KV cache after the prompt (the position marker, then one
-  token a step, with up to ``policy.speculative_tokens`` guessed tokens);
-- **LM head**: the policy's vocabulary projection, wherever it runs (one position per row in a pass
-  without guesses, each row's guessed positions in a speculative pass);
+  token a step);
 - **stop checks**: ``PartnerPolicy._stops`` / ``decode_sentence`` (tokenizer decodes every step);
 - **tokenisation**: building the state prompts (``state_ids``);
 - **guard**: ``SentenceGuard.check``;
@@ -80,15 +78,11 @@ def instrument(rewriter, scorer, timers: Timers) -> None:
     policy = rewriter.policy
     model_forward = policy.model.forward
 
-    def kind(*a, **kw):  # act reads the position head's hidden state after the (whole or window) prompt;
-        # a speculative decoding pass reads hidden states too, with no logits (logits_to_keep: an empty tensor)
-        prompt = kw.get("past_key_values") is None or (kw.get("output_hidden_states")
-                                                       and isinstance(kw.get("logits_to_keep"), int))
+    def kind(*a, **kw):  # act reads the position head's hidden state after the (whole or window) prompt
+        prompt = kw.get("past_key_values") is None or kw.get("output_hidden_states")
         return "prompt passes" if prompt else "decode steps"
 
     policy.model.forward = timers.wrap(model_forward, kind)
-    head = policy.model.get_output_embeddings()  # speculative passes run it on their own positions
-    head.forward = timers.wrap(head.forward, "LM head")
     for name, label in (("state_ids", "tokenisation"), ("prefix_ids", "tokenisation"), ("window_ids", "tokenisation"),
                         ("_stops", "stop checks"),
                         ("decode_sentence", "stop checks")):
@@ -143,7 +137,7 @@ def main(argv=None) -> int:
     wall = time.perf_counter() - t
     load_after = os.getloadavg()
     written = sum(len(o["edits"]) for o in outs)
-    order = ["prompt passes", "decode steps", "LM head", "stop checks", "tokenisation", "guard"]
+    order = ["prompt passes", "decode steps", "stop checks", "tokenisation", "guard"]
     order += [k for k in timers.seconds if k.endswith(("candidates", "ranking"))]
     order += ["EPITOME scoring (before + after)", "other Python"]
     cpu_total = sum(timers.cpu.values())

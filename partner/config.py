@@ -24,9 +24,6 @@ class PolicyConfig:
     top_p: float = _h("nucleus sampling for candidate sentences (paper 0.92)", 0.92, above=0, at_most=1)
     temperature: float = _h("sampling temperature", 1.0, above=0)
     max_sentence_tokens: int = _h("length cap of a candidate sentence", 40, at_least=1)
-    speculative_tokens: int = _h("greedy decoding guesses up to this many tokens ahead from the sentences it already "
-                           "wrote and checks them in the same pass (speculative decoding; same sentences, fewer "
-                           "passes); 0 = one token per pass", 4, at_least=0)
     max_context_tokens: int = _h("tokens kept of the seeker post and of the window, each (paper 64; 40 keeps CPU "
                                  "episodes short)", 40, at_least=1)
     max_edits: int = _h("edits per episode before it stops (the paper leaves this open)", 2, at_least=1)

@@ -33,10 +33,7 @@ or ``max_sentence_tokens``. The returned ``sentence_ids`` are exactly the sample
 and including the one that stopped it, and ``logp_sentence`` is the sum of their log-probabilities
 under the model (temperature 1, before top-p truncation: the policy's own distribution; top-p
 and temperature are the behaviour used to explore). Inference (``sample=False``) takes the most
-likely position and greedy tokens; ``sample_sentence=True`` samples the sentence anyway. Greedy
-decoding checks up to ``speculative_tokens`` guessed tokens per pass (``partner.speculative``: speculative
-decoding from the sentences already written), which changes how many passes it takes, not what
-it writes.
+likely position and greedy tokens; ``sample_sentence=True`` samples the sentence anyway.
 """
 
 from __future__ import annotations
@@ -57,7 +54,6 @@ from core.packed import pack_linears
 from core.registry import load_causal_lm
 
 from . import edits as E
-from .speculative import NgramGuesses
 from .config import PolicyConfig, SHIPPED_MODELS
 
 log = logging.getLogger(__name__)
@@ -66,7 +62,6 @@ PROMPT_FORMAT = "partner-policy-v1"
 HEAD_FILE = "position_head.safetensors"
 META_FILE = "policy_config.json"
 _SENTENCE_END = re.compile(r"\w.*[.!?…][\"'’”)\]]*$", re.S)
-_NO_LOGITS = torch.zeros(0, dtype=torch.long)  # logits_to_keep that runs the LM head on no position
 
 
 @dataclass
@@ -116,9 +111,10 @@ class PartnerPolicy(nn.Module):
         self.tokenizer = tokenizer
         self.backbone = backbone
         self.finetune = finetune
-        text_cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+        hidden = model.config.get_text_config().hidden_size if hasattr(model.config, "get_text_config") \
+            else model.config.hidden_size
         if head is None:
-            head = nn.Linear(text_cfg.hidden_size, E.num_classes(self.k))
+            head = nn.Linear(hidden, E.num_classes(self.k))
             nn.init.normal_(head.weight, std=0.02)
             nn.init.zeros_(head.bias)
         if head.out_features != E.num_classes(self.k):
@@ -128,10 +124,6 @@ class PartnerPolicy(nn.Module):
         self.eos_id = tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
         self._ids_cache: dict[str, list[int]] = {}
-        self.guesses = NgramGuesses()  # what greedy decoding wrote, to guess ahead (cfg.speculative_tokens)
-        # speculative passes apply the LM head themselves: only where the logits are the head's output as it
-        # is (not scaled or soft-capped afterwards, as in Gemma 2 or Cohere)
-        self._plain_lm_head = not any(getattr(text_cfg, a, None) for a in ("final_logit_softcapping", "logit_scale"))
 
     # ------------------------------------------------------------------------------------------
     # construction, saving, loading
@@ -390,14 +382,13 @@ class PartnerPolicy(nn.Module):
         ids, mask = pad_ids(seqs, self.pad_id, left=True)
         return ids.to(self.device), mask.to(self.device)
 
-    def _forward_cached(self, ids, mask, past, n_before, hidden: bool = False, keep: int = 1):
-        """Feed ``ids`` (left-padded inside its own block) after a cache, logits on the last ``keep``
-        columns; returns (out, n_seen)."""
+    def _forward_cached(self, ids, mask, past, n_before, hidden: bool = False):
+        """Feed ``ids`` (left-padded inside its own block) after a cache; returns (out, n_seen)."""
         n_seen = n_before + mask.sum(-1)
         full_mask = mask if past is None else torch.cat([self._mask, mask], dim=1)
         pos_ids = (n_before[:, None] + mask.cumsum(-1) - 1).clamp(min=0)
         out = self.model(input_ids=ids, attention_mask=full_mask, position_ids=pos_ids, past_key_values=past,
-                         use_cache=True, output_hidden_states=hidden, logits_to_keep=keep)
+                         use_cache=True, output_hidden_states=hidden, logits_to_keep=1)
         self._mask = full_mask
         return out, n_seen
 
@@ -511,76 +502,39 @@ class PartnerPolicy(nn.Module):
                 pos = pos_logp.argmax(-1)
             logp_position = pos_logp.gather(-1, pos[:, None]).squeeze(-1)
 
-            # 2. position marker through the same cache, then the sentence, on the rows still writing
-            # (``rows``: their indices in the batch). Each pass feeds a row's pending tokens (the
-            # marker, then the token just chosen) and, in greedy decoding, the tokens the guess table
-            # guesses come next; a row keeps its guesses up to the first one greedy decoding would
-            # not have chosen, plus the model's own next token (``partner.speculative``).
+            # 2. position marker through the same cache, then the sentence token by token, on the
+            # rows still writing (``rows``: their indices in the batch)
             stop = E.stop_class(self.k)
             rows = [i for i in range(n) if int(pos[i]) != stop]
             gen: list[list[int]] = [[] for _ in range(n)]
             logps: list[list[torch.Tensor]] = [[] for _ in range(n)]
-            k_guess = 0 if sample_sentence or not self._plain_lm_head else int(self.cfg.speculative_tokens)
             if rows and max_new > 0:
                 past = out.past_key_values
                 if len(rows) < n:
                     seen = self._keep_rows(past, seen, rows)
-                markers = {i: self.marker_ids(int(pos[i])) for i in rows}
-                pending = [markers[i] for i in rows]
-                while True:
-                    guesses = [self.guesses.guess(markers[i] + gen[i], min(k_guess, max_new - len(gen[i]) - 1))
-                               if k_guess else [] for i in rows]
-                    bids, bmask = self._left_pad([p + g for p, g in zip(pending, guesses)])
-                    n_before = seen
-                    if any(guesses):  # the LM head on each row's last pending token and its guesses only
-                        out, seen = self._forward_cached(bids, bmask, past, n_before, hidden=True, keep=_NO_LOGITS)
-                        width = bids.shape[1]
-                        cols = [list(range(width - 1 - len(g), width)) for g in guesses]
-                        rows_of = torch.tensor([j for j, c in enumerate(cols) for _ in c], device=self.device)
-                        hidden = out.hidden_states[-1][rows_of, torch.tensor(sum(cols, []), device=self.device)]
-                        logits = self.model.get_output_embeddings()(hidden).float()
-                    else:
-                        out, seen = self._forward_cached(bids, bmask, past, n_before)
-                        logits = out.logits[:, -1].float()
-                    starts = [0]  # row j's logits: logits[starts[j]] (after its last pending token) onwards
-                    for g in guesses:
-                        starts.append(starts[-1] + len(g) + 1)
+                mids, mmask = self._left_pad([self.marker_ids(int(pos[i])) for i in rows])
+                out, seen = self._forward_cached(mids, mmask, past, seen)
+                for step in range(max_new):
+                    logits = out.logits[:, -1].float()
                     lp = torch.log_softmax(logits, -1)
-                    if sample_sentence:  # one draw for all rows, as without guesses
-                        picks = self._sample(logits, top_p, temperature, generator)
+                    if sample_sentence:
+                        nxt = self._sample(logits, top_p, temperature, generator)
                     else:
-                        picks = logits.argmax(-1)
-                    going, accepted = [], []
+                        nxt = logits.argmax(-1)
+                    going = []
                     for j, i in enumerate(rows):
-                        g = guesses[j]
-                        a, done = 0, False
-                        while True:
-                            t = int(picks[starts[j] + a])
-                            gen[i].append(t)
-                            logps[i].append(lp[starts[j] + a, t])
-                            if self._stops(gen[i]) or len(gen[i]) >= max_new:
-                                done = True
-                                break
-                            if a < len(g) and t == g[a]:
-                                a += 1
-                                continue
-                            break
-                        if not done:
+                        gen[i].append(int(nxt[j]))
+                        logps[i].append(lp[j, nxt[j]])
+                        if not self._stops(gen[i]):
                             going.append(j)
-                            accepted.append((j, a, len(g) - a))
-                    if not going:
+                    if not going or step == max_new - 1:
                         break
-                    for j, a, rejected in accepted:  # guesses past the first miss stay in the cache, masked
-                        if rejected:
-                            self._mask[j, -rejected:] = 0
-                        seen[j] = n_before[j] + len(pending[j]) + a
-                    pending = [[gen[rows[j]][-1]] for j in going]
                     if len(going) < len(rows):
-                        seen = self._keep_rows(past, seen, going)
+                        seen = self._keep_rows(out.past_key_values, seen, going)
+                        nxt = nxt[torch.tensor(going, device=nxt.device)]
                         rows = [rows[j] for j in going]
-                if k_guess:
-                    for i, marker in markers.items():
-                        self.guesses.add(marker[-self.guesses.context:] + gen[i])
+                    out, seen = self._forward_cached(nxt[:, None], torch.ones_like(nxt)[:, None], out.past_key_values,
+                                                     seen)
             sentence_ids = [torch.tensor(g, dtype=torch.long) for g in gen]
             logp_sentence = torch.stack([torch.stack(l).sum() if l else torch.zeros((), device=self.device)
                                          for l in logps]).float()

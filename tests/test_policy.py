@@ -3,7 +3,6 @@ import torch
 
 from partner import edits as E
 from partner.config import PolicyConfig
-from partner.speculative import NgramGuesses
 from partner.policy import PartnerPolicy
 
 SEEKERS = [
@@ -84,58 +83,6 @@ def test_cached_seeker_prefix_acts_as_the_whole_prompt(policy):
         assert torch.allclose(acts.position_logits, plain.position_logits[list(idx)], atol=1e-4)
         assert torch.allclose(acts.logp_sentence, plain.logp_sentence[list(idx)], atol=1e-3)
     _check_logps_match(policy, first)
-
-
-def _greedy(pol, speculative_tokens, **kw):
-    """Greedy act with ``speculative_tokens`` guesses per pass; (actions, model passes)."""
-    calls = []
-    hook = pol.model.register_forward_hook(lambda *a: calls.append(1))
-    old = pol.cfg.speculative_tokens
-    pol.cfg.speculative_tokens = speculative_tokens
-    try:
-        return pol.act(SEEKERS, WINDOWS, sample=False, **kw), len(calls)
-    finally:
-        pol.cfg.speculative_tokens = old
-        hook.remove()
-
-
-@pytest.mark.parametrize("table", ["own sentences", "wrong guesses"])
-def test_speculative_greedy_writes_what_plain_greedy_writes(policy, table):
-    """Speculative greedy decoding keeps the guesses greedy decoding would have made and drops the
-    rest: the same positions, sentences and log-probabilities as one token per pass, in fewer passes
-    when the guesses are right."""
-    forced = [E.replace_class(1, 2), 0, E.insert_class(2, 2), E.stop_class(2)]
-    policy.guesses = NgramGuesses()
-    plain, plain_passes = _greedy(policy, 0, positions=forced)
-    assert len(policy.guesses) == 0  # nothing guessed, nothing learned
-    if table == "own sentences":
-        for i in range(3):
-            policy.guesses.add(policy.marker_ids(forced[i])[-3:] + plain.sentence_ids[i].tolist())
-    else:  # right for two tokens, then wrong: every row rejects guesses midway
-        rng = torch.Generator().manual_seed(0)
-        for i in range(3):
-            ids = policy.marker_ids(forced[i])[-3:] + plain.sentence_ids[i].tolist()
-            policy.guesses.add(ids[:5] + torch.randint(0, 1000, (8,), generator=rng).tolist())
-    guessed, guessed_passes = _greedy(policy, 4, positions=forced)
-    assert guessed.sentences == plain.sentences
-    assert torch.allclose(guessed.logp_sentence, plain.logp_sentence, atol=1e-3)
-    if table == "own sentences":
-        assert guessed_passes < plain_passes
-    _check_logps_match(policy, guessed)
-    assert len(policy.guesses) > 0
-
-
-def test_the_guess_table_guesses_the_most_frequent_continuation():
-    d = NgramGuesses(context=3, min_context=2)
-    d.add([1, 2, 3, 4, 5])
-    d.add([1, 2, 3, 4, 6])
-    d.add([2, 3, 4, 6])
-    assert d.guess([1, 2, 3], 2) == [4, 6]  # 6 follows (2, 3, 4) twice, 5 once
-    assert d.guess([8, 3, 4], 1) == [6]  # backs off to the last two tokens
-    assert d.guess([7, 7], 3) == []  # nothing known after this context
-    assert d.guess([1, 2], 0) == []
-    with pytest.raises(ValueError):
-        NgramGuesses(context=2, min_context=3)
 
 
 def test_prefix_ids_and_window_ids_make_the_state(policy):
