@@ -29,7 +29,6 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from core.packed import pack_linears
 from core.registry import load_causal_lm
 from core.text import split_sentences
 from partner import rerank
@@ -137,6 +136,8 @@ class ZeroShotRewriter(Rewriter):
                  max_new_tokens: int = 40, max_input_tokens: int = 192, at: str = "start", device=None,
                  guard=None):
         import torch
+
+        from core.packed import pack_linears
 
         self.backbone, self.decoding, self.top_p, self.temperature = backbone, decoding, top_p, temperature
         self.max_new_tokens, self.max_input_tokens, self.at = max_new_tokens, max_input_tokens, at
