@@ -15,21 +15,23 @@ Every path runs the same episode code (``partner.episode.run_episodes``, greedy)
   episode batch and reused by its later windows and guard retries;
 - **+ weights packed**: the policy as partner-rewrite loads it, its Linear layers' weights packed
   once for oneDNN (``core.packed``) instead of at every call; the rows above run plain layers;
-- **LoRA not merged**: the default path on the policy loaded for training (PEFT adapter applied at
-  every layer, plain layers) instead of merged into the weights, as inference loads it;
-- **bf16** / **int8 dynamic** (``--dtypes``): the default path with the backbone cast to bfloat16,
+- **+ batch N (partner-rewrite)**: the same on partner-rewrite's default batch (``rewrite.batch_size``,
+  ``--batch-size``); the rows above run at ``--small-batch``, the default before it (16): every
+  decoding step then serves more sentences, and its fixed costs (reading the weights, Python) are
+  shared by more rows;
+- **LoRA not merged**: the seeker-prefix path on the policy loaded for training (PEFT adapter
+  applied at every layer) instead of merged into the weights, as inference loads it;
+- **bf16** / **int8 dynamic** (``--dtypes``): the seeker-prefix path with the backbone cast to bfloat16,
   or its Linear layers dynamically quantised to int8 (``torch.ao.quantization.quantize_dynamic``),
   both from the plain (unpacked) layers;
-  not used by partner-rewrite: they change outputs (the share of identical rewrites is reported);
-- **batch 64** (``--big-batch``): the default path on larger batches (``partner-rewrite --batch-size``):
-  the decoding steps then serve more sentences each.
+  not used by partner-rewrite: they change outputs (the share of identical rewrites is reported).
 
 The rows are timed in rounds, each round running every path once on the same pairs in turn, so
 load that comes and goes on a shared machine falls on all of them. Wall seconds and this
 process's CPU seconds are both reported. The naive path is slow, so it runs on the first
 ``--naive-n`` pairs only; the speed-up is computed on those pairs for both paths (same work).
 
-    python benchmarks/bench_rewrite.py [--n 32] [--naive-n 4] [--batch-size 16] [--rounds 1] [--dtypes bf16,int8]
+    python benchmarks/bench_rewrite.py [--n 128] [--naive-n 4] [--rounds 1] [--dtypes bf16,int8]
 
 The policy is the shipped agent (``models/policy_rl``, else ``models/policy``). Writes
 benchmarks/results/rewrite.json and .md with machine info, load average and the git commit.
@@ -236,10 +238,11 @@ def main(argv=None) -> int:
     from partner.config import DEFAULT_CONFIG, load_config
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=32, help="pairs rewritten by each batched path")
+    ap.add_argument("--n", type=int, default=128, help="pairs rewritten by each batched path")
     ap.add_argument("--naive-n", type=int, default=4, help="pairs rewritten by the naive path (the first ones)")
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--big-batch", type=int, default=64, help="a row for the default path at this batch size (0: none)")
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="partner-rewrite's path's batch (default: rewrite.batch_size)")
+    ap.add_argument("--small-batch", type=int, default=16, help="the batch of every other batched path")
     ap.add_argument("--rounds", type=int, default=1, help="rounds of every path in turn (times are summed)")
     ap.add_argument("--dtypes", default="bf16,int8", help="extra rows with the backbone cast: bf16,int8 or ''")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
@@ -251,25 +254,26 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cfg = load_config(DEFAULT_CONFIG).policy
+    config = load_config(DEFAULT_CONFIG)
+    cfg = config.policy
+    batch = args.batch_size or config.rewrite.batch_size
     seekers, responses, source = pairs(args.n)
     policy, what = load_policy(args.model, cfg, args.device)
     plain, _ = load_policy(args.model, cfg, args.device, packed=False)
     cfg = policy.cfg  # as the policy was trained (window, context)
     n_naive = min(args.naive_n, len(seekers))
-    default = "+ weights packed (partner-rewrite)"
+    default = f"+ batch {batch} (partner-rewrite)"
     paths = {"naive per-example loop, no KV cache": NaiveActor(plain),
              "batched, KV cache (as at 769d52b)": PreviousActor(plain),
              "+ finished rows leave the batch": Actor(plain),
              "+ seeker prefix reused": plain,
+             "+ weights packed": policy,
              default: policy}
-    paths["default path, LoRA not merged (PEFT)"] = load_policy(args.model, cfg, args.device, trainable=True)[0]
+    paths["seeker prefix reused, LoRA not merged (PEFT)"] = load_policy(args.model, cfg, args.device, trainable=True)[0]
     for d in filter(None, args.dtypes.split(",")):
-        paths[f"default path, {'bfloat16' if d == 'bf16' else 'int8 dynamic quantisation'}"] = cast(plain, d)
-    sizes = {name: args.batch_size for name in paths}
-    if args.big_batch:
-        name = f"default path, batch {args.big_batch}"
-        paths[name], sizes[name] = policy, args.big_batch
+        paths[f"seeker prefix reused, {'bfloat16' if d == 'bf16' else 'int8 dynamic quantisation'}"] = cast(plain, d)
+    sizes = {name: args.small_batch for name in paths}
+    sizes[default] = batch
     log.info("policy: %s; %d pairs from %s; paths: %s", what, len(seekers), source, ", ".join(paths))
 
     for actor in paths.values():  # warm-up
@@ -315,7 +319,7 @@ def main(argv=None) -> int:
         "what": "PARTNER rewrites per second (run_episodes, greedy): the naive per-example loop, the batched "
                 "path before this benchmark's speed-ups, and each speed-up on top",
         "policy": what, "device": args.device, "data": source, "n": len(seekers), "naive_n": n_naive,
-        "batch_size": args.batch_size, "rounds": args.rounds, "max_edits": cfg.max_edits,
+        "batch_size": batch, "small_batch": args.small_batch, "rounds": args.rounds, "max_edits": cfg.max_edits,
         "max_sentence_tokens": cfg.max_sentence_tokens, "sentences_written": sentences, "rows": rows,
         "speedup": next(r["x_naive_rate"] for r in rows if r["path"] == default),
         "speedup_cpu": next(r["x_naive_rate_cpu"] for r in rows if r["path"] == default),
@@ -327,7 +331,7 @@ def main(argv=None) -> int:
     lines = [f"# Rewriting throughput ({args.device})", "", f"{result['what']}.", "",
              f"Policy: {what}. Data: {len(seekers)} pairs from the {source} ({n_naive} for the naive loop); "
              f"{sentences} sentences written (max {cfg.max_edits} edits per response, {cfg.max_sentence_tokens} "
-             f"tokens per sentence), batch {args.batch_size}, {args.rounds} round(s) of every path in turn.", "",
+             f"tokens per sentence), batch {args.small_batch} (partner-rewrite's path: {batch}), {args.rounds} round(s) of every path in turn.", "",
              "| path | pairs | wall s | CPU s | rewrites / s | × naive (wall) | × naive (CPU) | "
              "× naive, same %d pairs (wall) | same text as 769d52b | same text as naive |" % n_naive,
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -335,7 +339,7 @@ def main(argv=None) -> int:
         lines.append(f"| {r['path']} | {r['pairs']} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | "
                      f"{r['rewrites_per_s']:.3f} | {r['x_naive_rate']:.1f} | {r['x_naive_rate_cpu']:.1f} | "
                      f"{r['speedup_vs_naive_same_pairs']:.1f} | {r['same_as_769d52b']:.0%} | {r['same_as_naive']:.0%} |")
-    lines += ["", f"partner-rewrite's path (batch {args.batch_size}) vs the naive loop, rewrites per second: "
+    lines += ["", f"partner-rewrite's path (batch {batch}) vs the naive loop, rewrites per second: "
               f"**{result['speedup']:.1f}x** wall, {result['speedup_cpu']:.1f}x in this process's CPU time. "
               f"(× naive: each path's rate over its pairs ÷ the naive rate over the first {n_naive}; the same-pairs "
               f"column runs every path on those {n_naive} pairs only, as one small batch.)",

@@ -88,7 +88,8 @@ class RLConfig:
 class RewriteConfig:
     method: str = _h("partner | warmstart | identity | template | retrieval | zeroshot", "partner",
                      choices=("partner", "warmstart", "identity", "template", "retrieval", "zeroshot"))
-    batch_size: int = _h("examples per generation batch", 16, at_least=1)
+    batch_size: int = _h("examples per generation batch (larger is faster for the agent; memory grows with it)", 128,
+                         at_least=1)
     decoding: str = _h("greedy | sample: how candidate sentences are decoded at inference", "greedy",
                        choices=("greedy", "sample"))
     seed: int = _h("seed (makes sampling deterministic)", 0)

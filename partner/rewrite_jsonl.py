@@ -83,7 +83,7 @@ def rewrite_records(records: list[dict], rewriter, scorer=None, seed: int = 0,
     return out
 
 
-def rewrite_file(in_path, out_path, rewriter, scorer=None, batch_size: int = 16, seed: int = 0,
+def rewrite_file(in_path, out_path, rewriter, scorer=None, batch_size: int = 128, seed: int = 0,
                  overwrite: bool = False, run_key=None, shard: tuple[int, int] = (0, 1)):
     """Rewrite a JSONL file resumably (see module doc); returns core.jsonio.RunStats.
 
