@@ -62,6 +62,9 @@ PROMPT_FORMAT = "partner-policy-v1"
 HEAD_FILE = "position_head.safetensors"
 META_FILE = "policy_config.json"
 _SENTENCE_END = re.compile(r"\w.*[.!?…][\"'’”)\]]*$", re.S)
+# share of a decoding batch's rows that must have finished before they leave it (``act``): dropping
+# rows copies the whole KV cache, and a finished row left in costs only its share of the step
+_COMPACT_AT = 0.25
 
 
 @dataclass
@@ -384,10 +387,13 @@ class PartnerPolicy(nn.Module):
 
     def _forward_cached(self, ids, mask, past, n_before, hidden: bool = False):
         """Feed ``ids`` (left-padded inside its own block) after a cache; returns (out, n_seen)."""
+        from core.kvcache import GrowingCache  # appends in place (transformers loads here, not at import)
+
         n_seen = n_before + mask.sum(-1)
         full_mask = mask if past is None else torch.cat([self._mask, mask], dim=1)
         pos_ids = (n_before[:, None] + mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=full_mask, position_ids=pos_ids, past_key_values=past,
+        out = self.model(input_ids=ids, attention_mask=full_mask, position_ids=pos_ids,
+                         past_key_values=GrowingCache() if past is None else past,
                          use_cache=True, output_hidden_states=hidden, logits_to_keep=1)
         self._mask = full_mask
         return out, n_seen
@@ -398,7 +404,7 @@ class PartnerPolicy(nn.Module):
         Missing prefixes run in one left-padded pass; each row's keys and values are kept without
         its padding, and the batch is rebuilt left-padded (masked) for this call. Sets ``self._mask``;
         returns (cache, tokens per row)."""
-        from transformers import DynamicCache
+        from core.kvcache import GrowingCache
 
         keys = [tuple(p) for p in prefixes]
         missing = list(dict.fromkeys(k for k in keys if k not in prefix_cache))
@@ -422,7 +428,7 @@ class PartnerPolicy(nn.Module):
             per_layer.append((torch.cat([padded(prefix_cache[k][layer][0], n) for k, n in zip(keys, lens)]),
                               torch.cat([padded(prefix_cache[k][layer][1], n) for k, n in zip(keys, lens)])))
         self._mask = torch.tensor([[0] * (width - n) + [1] * n for n in lens], dtype=torch.long, device=self.device)
-        return DynamicCache(per_layer), torch.tensor(lens, dtype=torch.long, device=self.device)
+        return GrowingCache(per_layer), torch.tensor(lens, dtype=torch.long, device=self.device)
 
     def _keep_rows(self, past, seen, rows: list[int]):
         """Drop the other rows from the KV cache, the mask and the token counts (finished rows cost nothing)."""
@@ -471,7 +477,9 @@ class PartnerPolicy(nn.Module):
         weights do not change.
 
         Rows that stop (the STOP class, or a finished sentence) leave the batch, so the decoding
-        steps run only on the sentences still being written.
+        steps run mostly on the sentences still being written: a finished sentence's row stays (fed
+        end-of-text, its output unused) until a quarter of the rows have finished, because
+        dropping rows copies the whole KV cache.
         """
         n = len(seekers)
         top_p = self.cfg.top_p if top_p is None else top_p
@@ -514,25 +522,36 @@ class PartnerPolicy(nn.Module):
                     seen = self._keep_rows(past, seen, rows)
                 mids, mmask = self._left_pad([self.marker_ids(int(pos[i])) for i in rows])
                 out, seen = self._forward_cached(mids, mmask, past, seen)
+                live = list(range(len(rows)))  # the batch positions still writing
                 for step in range(max_new):
                     logits = out.logits[:, -1].float()
+                    if len(live) < len(rows):  # only the rows still writing draw tokens
+                        logits = logits[torch.tensor(live, device=logits.device)]
                     lp = torch.log_softmax(logits, -1)
                     if sample_sentence:
                         nxt = self._sample(logits, top_p, temperature, generator)
                     else:
                         nxt = logits.argmax(-1)
                     going = []
-                    for j, i in enumerate(rows):
-                        gen[i].append(int(nxt[j]))
-                        logps[i].append(lp[j, nxt[j]])
+                    for jj, j in enumerate(live):
+                        i = rows[j]
+                        gen[i].append(int(nxt[jj]))
+                        logps[i].append(lp[jj, nxt[jj]])
                         if not self._stops(gen[i]):
-                            going.append(j)
+                            going.append(jj)
                     if not going or step == max_new - 1:
                         break
-                    if len(going) < len(rows):
-                        seen = self._keep_rows(out.past_key_values, seen, going)
+                    if len(going) < len(live):
                         nxt = nxt[torch.tensor(going, device=nxt.device)]
-                        rows = [rows[j] for j in going]
+                        live = [live[jj] for jj in going]
+                    if len(live) <= len(rows) * (1 - _COMPACT_AT):
+                        seen = self._keep_rows(out.past_key_values, seen, live)
+                        rows = [rows[j] for j in live]
+                        live = list(range(len(rows)))
+                    elif len(live) < len(rows):  # finished rows are fed a token too, their output unused
+                        fed = torch.full((len(rows),), self.eos_id, dtype=nxt.dtype, device=nxt.device)
+                        fed[torch.tensor(live, device=nxt.device)] = nxt
+                        nxt = fed
                     out, seen = self._forward_cached(nxt[:, None], torch.ones_like(nxt)[:, None], out.past_key_values,
                                                      seen)
             sentence_ids = [torch.tensor(g, dtype=torch.long) for g in gen]

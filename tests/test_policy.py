@@ -192,3 +192,19 @@ def test_shipped_policy_rewrites():
         assert "Get another dog." in text
     if edits:
         assert text != "Get another dog." and all(e.sentence in text for e in edits)
+
+
+@pytest.mark.parametrize("compact_at", [1e-9, 1.0])
+def test_finished_rows_leave_the_batch_at_once_or_later_with_the_same_outputs(policy, monkeypatch, compact_at):
+    """A finished sentence's row leaves the decoding batch when enough rows have finished
+    (``_COMPACT_AT``); until then it is fed but its output unused: the same sentences and log-probs."""
+    import partner.policy as P
+
+    seekers, windows = SEEKERS * 3, WINDOWS * 3
+    monkeypatch.setattr(P, "_COMPACT_AT", 0.25)
+    want = policy.act(seekers, windows, generator=torch.Generator().manual_seed(3))
+    monkeypatch.setattr(P, "_COMPACT_AT", compact_at)
+    got = policy.act(seekers, windows, generator=torch.Generator().manual_seed(3))
+    assert got.sentences == want.sentences and torch.equal(got.positions, want.positions)
+    assert torch.allclose(got.logp_sentence, want.logp_sentence, atol=1e-4)
+    assert len({len(s) for s in got.sentence_ids if len(s)}) > 1  # rows finished at different steps
