@@ -15,10 +15,17 @@ Every path runs the same episode code (``partner.episode.run_episodes``, greedy)
   episode batch and reused by its later windows and guard retries;
 - **+ weights packed**: the policy as partner-rewrite loads it, its Linear layers' weights packed
   once for oneDNN (``core.packed``) instead of at every call; the rows above run plain layers;
-- **+ batch N (partner-rewrite)**: the same on partner-rewrite's default batch (``rewrite.batch_size``,
+- **+ batch N**: the same on partner-rewrite's default batch (``rewrite.batch_size``,
   ``--batch-size``); the rows above run at ``--small-batch``, the default before it (16): every
   decoding step then serves more sentences, and its fixed costs (reading the weights, Python) are
   shared by more rows;
+- **+ finished rows leave by quarters**: a finished sentence's row stays in the decoding batch, fed
+  but unused, until a quarter of the rows have finished, instead of leaving at once: dropping rows
+  copies the whole KV cache (46 KB a token for SmolLM2-135M);
+- **+ KV cache appended in place** (partner-rewrite): ``core.kvcache.GrowingCache`` instead of
+  transformers' ``DynamicCache``, which copies the whole cache at every decoded token; the rows
+  from "weights packed" to "by quarters" run today's ``act`` with the cache as it was
+  (``CacheActor``);
 - **LoRA not merged**: the seeker-prefix path on the policy loaded for training (PEFT adapter
   applied at every layer) instead of merged into the weights, as inference loads it;
 - **bf16** / **int8 dynamic** (``--dtypes``): the seeker-prefix path with the backbone cast to bfloat16,
@@ -194,6 +201,31 @@ class PreviousActor:
                            torch.stack([torch.stack(x).sum() if x else torch.zeros(()) for x in logps]), pos_logits)
 
 
+class CacheActor:
+    """Today's ``act`` with its KV cache as at adfcde2: transformers' ``DynamicCache`` (every decoded
+    token copies the whole cache) instead of ``core.kvcache.GrowingCache``, and, unless
+    ``by_quarters``, every finished row leaving the batch at once (copying the cache again)."""
+
+    def __init__(self, policy, by_quarters: bool):
+        self.policy, self.k, self.cfg = policy, policy.k, policy.cfg
+        self.by_quarters = by_quarters
+
+    def act(self, *a, **kw):
+        from transformers import DynamicCache
+
+        import core.kvcache
+        import partner.policy
+
+        saved = core.kvcache.GrowingCache, partner.policy._COMPACT_AT
+        core.kvcache.GrowingCache = DynamicCache
+        if not self.by_quarters:
+            partner.policy._COMPACT_AT = 1e-9
+        try:
+            return self.policy.act(*a, **kw)
+        finally:
+            core.kvcache.GrowingCache, partner.policy._COMPACT_AT = saved
+
+
 class Actor:
     """Today's ``act`` without the seeker-prefix cache (finished rows still leave the batch)."""
 
@@ -262,18 +294,21 @@ def main(argv=None) -> int:
     plain, _ = load_policy(args.model, cfg, args.device, packed=False)
     cfg = policy.cfg  # as the policy was trained (window, context)
     n_naive = min(args.naive_n, len(seekers))
-    default = f"+ batch {batch} (partner-rewrite)"
+    default = "+ KV cache appended in place (partner-rewrite)"
     paths = {"naive per-example loop, no KV cache": NaiveActor(plain),
              "batched, KV cache (as at 769d52b)": PreviousActor(plain),
              "+ finished rows leave the batch": Actor(plain),
              "+ seeker prefix reused": plain,
-             "+ weights packed": policy,
+             "+ weights packed": CacheActor(policy, by_quarters=False),
+             f"+ batch {batch} (as at adfcde2)": CacheActor(policy, by_quarters=False),
+             "+ finished rows leave by quarters": CacheActor(policy, by_quarters=True),
              default: policy}
     paths["seeker prefix reused, LoRA not merged (PEFT)"] = load_policy(args.model, cfg, args.device, trainable=True)[0]
     for d in filter(None, args.dtypes.split(",")):
         paths[f"seeker prefix reused, {'bfloat16' if d == 'bf16' else 'int8 dynamic quantisation'}"] = cast(plain, d)
     sizes = {name: args.small_batch for name in paths}
-    sizes[default] = batch
+    for name in list(paths)[5:8]:
+        sizes[name] = batch
     log.info("policy: %s; %d pairs from %s; paths: %s", what, len(seekers), source, ", ".join(paths))
 
     for actor in paths.values():  # warm-up
