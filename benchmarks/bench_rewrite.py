@@ -19,13 +19,10 @@ Every path runs the same episode code (``partner.episode.run_episodes``, greedy)
   ``--batch-size``); the rows above run at ``--small-batch``, the default before it (16): every
   decoding step then serves more sentences, and its fixed costs (reading the weights, Python) are
   shared by more rows;
-- **+ finished rows leave by quarters**: a finished sentence's row stays in the decoding batch, fed
-  but unused, until a quarter of the rows have finished, instead of leaving at once: dropping rows
-  copies the whole KV cache (46 KB a token for SmolLM2-135M);
-- **+ KV cache appended in place** (partner-rewrite): ``core.kvcache.GrowingCache`` instead of
-  transformers' ``DynamicCache``, which copies the whole cache at every decoded token; the rows
-  from "weights packed" to "by quarters" run today's ``act`` with the cache as it was
-  (``CacheActor``);
+- **+ finished rows leave by quarters** (partner-rewrite): a finished sentence's row stays in the
+  decoding batch, fed but unused, until a quarter of the rows have finished, instead of leaving at
+  once: dropping rows copies the whole KV cache (46 KB a token for SmolLM2-135M); the two rows
+  above it run today's ``act`` with rows leaving at once (``AtOnceActor``);
 - **LoRA not merged**: the seeker-prefix path on the policy loaded for training (PEFT adapter
   applied at every layer) instead of merged into the weights, as inference loads it;
 - **bf16** / **int8 dynamic** (``--dtypes``): the seeker-prefix path with the backbone cast to bfloat16,
@@ -201,29 +198,21 @@ class PreviousActor:
                            torch.stack([torch.stack(x).sum() if x else torch.zeros(()) for x in logps]), pos_logits)
 
 
-class CacheActor:
-    """Today's ``act`` with its KV cache as at adfcde2: transformers' ``DynamicCache`` (every decoded
-    token copies the whole cache) instead of ``core.kvcache.GrowingCache``, and, unless
-    ``by_quarters``, every finished row leaving the batch at once (copying the cache again)."""
+class AtOnceActor:
+    """Today's ``act`` with every finished row leaving the decoding batch at once, as at adfcde2."""
 
-    def __init__(self, policy, by_quarters: bool):
+    def __init__(self, policy):
         self.policy, self.k, self.cfg = policy, policy.k, policy.cfg
-        self.by_quarters = by_quarters
 
     def act(self, *a, **kw):
-        from transformers import DynamicCache
-
-        import core.kvcache
         import partner.policy
 
-        saved = core.kvcache.GrowingCache, partner.policy._COMPACT_AT
-        core.kvcache.GrowingCache = DynamicCache
-        if not self.by_quarters:
-            partner.policy._COMPACT_AT = 1e-9
+        saved = partner.policy._COMPACT_AT
+        partner.policy._COMPACT_AT = 1e-9
         try:
             return self.policy.act(*a, **kw)
         finally:
-            core.kvcache.GrowingCache, partner.policy._COMPACT_AT = saved
+            partner.policy._COMPACT_AT = saved
 
 
 class Actor:
@@ -294,20 +283,19 @@ def main(argv=None) -> int:
     plain, _ = load_policy(args.model, cfg, args.device, packed=False)
     cfg = policy.cfg  # as the policy was trained (window, context)
     n_naive = min(args.naive_n, len(seekers))
-    default = "+ KV cache appended in place (partner-rewrite)"
+    default = "+ finished rows leave by quarters (partner-rewrite)"
     paths = {"naive per-example loop, no KV cache": NaiveActor(plain),
              "batched, KV cache (as at 769d52b)": PreviousActor(plain),
              "+ finished rows leave the batch": Actor(plain),
              "+ seeker prefix reused": plain,
-             "+ weights packed": CacheActor(policy, by_quarters=False),
-             f"+ batch {batch} (as at adfcde2)": CacheActor(policy, by_quarters=False),
-             "+ finished rows leave by quarters": CacheActor(policy, by_quarters=True),
+             "+ weights packed": AtOnceActor(policy),
+             f"+ batch {batch} (as at adfcde2)": AtOnceActor(policy),
              default: policy}
     paths["seeker prefix reused, LoRA not merged (PEFT)"] = load_policy(args.model, cfg, args.device, trainable=True)[0]
     for d in filter(None, args.dtypes.split(",")):
         paths[f"seeker prefix reused, {'bfloat16' if d == 'bf16' else 'int8 dynamic quantisation'}"] = cast(plain, d)
     sizes = {name: args.small_batch for name in paths}
-    for name in list(paths)[5:8]:
+    for name in list(paths)[5:7]:
         sizes[name] = batch
     log.info("policy: %s; %d pairs from %s; paths: %s", what, len(seekers), source, ", ".join(paths))
 

@@ -387,13 +387,10 @@ class PartnerPolicy(nn.Module):
 
     def _forward_cached(self, ids, mask, past, n_before, hidden: bool = False):
         """Feed ``ids`` (left-padded inside its own block) after a cache; returns (out, n_seen)."""
-        from core.kvcache import GrowingCache  # appends in place (transformers loads here, not at import)
-
         n_seen = n_before + mask.sum(-1)
         full_mask = mask if past is None else torch.cat([self._mask, mask], dim=1)
         pos_ids = (n_before[:, None] + mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=full_mask, position_ids=pos_ids,
-                         past_key_values=GrowingCache() if past is None else past,
+        out = self.model(input_ids=ids, attention_mask=full_mask, position_ids=pos_ids, past_key_values=past,
                          use_cache=True, output_hidden_states=hidden, logits_to_keep=1)
         self._mask = full_mask
         return out, n_seen
@@ -404,7 +401,7 @@ class PartnerPolicy(nn.Module):
         Missing prefixes run in one left-padded pass; each row's keys and values are kept without
         its padding, and the batch is rebuilt left-padded (masked) for this call. Sets ``self._mask``;
         returns (cache, tokens per row)."""
-        from core.kvcache import GrowingCache
+        from transformers import DynamicCache
 
         keys = [tuple(p) for p in prefixes]
         missing = list(dict.fromkeys(k for k in keys if k not in prefix_cache))
@@ -428,7 +425,7 @@ class PartnerPolicy(nn.Module):
             per_layer.append((torch.cat([padded(prefix_cache[k][layer][0], n) for k, n in zip(keys, lens)]),
                               torch.cat([padded(prefix_cache[k][layer][1], n) for k, n in zip(keys, lens)])))
         self._mask = torch.tensor([[0] * (width - n) + [1] * n for n in lens], dtype=torch.long, device=self.device)
-        return GrowingCache(per_layer), torch.tensor(lens, dtype=torch.long, device=self.device)
+        return DynamicCache(per_layer), torch.tensor(lens, dtype=torch.long, device=self.device)
 
     def _keep_rows(self, past, seen, rows: list[int]):
         """Drop the other rows from the KV cache, the mask and the token counts (finished rows cost nothing)."""
