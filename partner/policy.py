@@ -428,7 +428,7 @@ class PartnerPolicy(nn.Module):
         return DynamicCache(per_layer), torch.tensor(lens, dtype=torch.long, device=self.device)
 
     def _keep_rows(self, past, seen, rows: list[int]):
-        """Drop the other rows from the KV cache, the mask and the token counts (finished rows cost nothing)."""
+        """Keep only ``rows`` in the KV cache (a copy of it), the mask and the token counts."""
         idx = torch.tensor(rows, dtype=torch.long, device=self.device)
         past.batch_select_indices(idx)
         self._mask = self._mask[idx]
