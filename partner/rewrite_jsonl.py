@@ -19,7 +19,7 @@ from typing import Any
 
 from classifiers.scorer import EmpathyScorer
 from core.jsonio import process_jsonl
-from partner.config import SHIPPED_MODELS
+from partner.config import SHIPPED_MODELS, RewriteConfig
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,8 @@ def rewrite_records(records: list[dict], rewriter, scorer=None, seed: int = 0,
     return out
 
 
-def rewrite_file(in_path, out_path, rewriter, scorer=None, batch_size: int = 128, seed: int = 0,
-                 overwrite: bool = False, run_key=None, shard: tuple[int, int] = (0, 1)):
+def rewrite_file(in_path, out_path, rewriter, scorer=None, batch_size: int = RewriteConfig.batch_size,
+                 seed: int = 0, overwrite: bool = False, run_key=None, shard: tuple[int, int] = (0, 1)):
     """Rewrite a JSONL file resumably (see module doc); returns core.jsonio.RunStats.
 
     ``run_key`` is what a resumed run must share with the first one (partner-rewrite passes the
