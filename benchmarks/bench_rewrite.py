@@ -284,19 +284,19 @@ def main(argv=None) -> int:
     cfg = policy.cfg  # as the policy was trained (window, context)
     n_naive = min(args.naive_n, len(seekers))
     default = "+ finished rows leave by quarters (partner-rewrite)"
+    big = f"+ batch {batch} (as at adfcde2)"
     paths = {"naive per-example loop, no KV cache": NaiveActor(plain),
              "batched, KV cache (as at 769d52b)": PreviousActor(plain),
              "+ finished rows leave the batch": Actor(plain),
              "+ seeker prefix reused": plain,
              "+ weights packed": AtOnceActor(policy),
-             f"+ batch {batch} (as at adfcde2)": AtOnceActor(policy),
+             big: AtOnceActor(policy),
              default: policy}
     paths["seeker prefix reused, LoRA not merged (PEFT)"] = load_policy(args.model, cfg, args.device, trainable=True)[0]
     for d in filter(None, args.dtypes.split(",")):
         paths[f"seeker prefix reused, {'bfloat16' if d == 'bf16' else 'int8 dynamic quantisation'}"] = cast(plain, d)
     sizes = {name: args.small_batch for name in paths}
-    for name in list(paths)[5:7]:
-        sizes[name] = batch
+    sizes[big] = sizes[default] = batch
     log.info("policy: %s; %d pairs from %s; paths: %s", what, len(seekers), source, ", ".join(paths))
 
     for actor in paths.values():  # warm-up
@@ -354,7 +354,8 @@ def main(argv=None) -> int:
     lines = [f"# Rewriting throughput ({args.device})", "", f"{result['what']}.", "",
              f"Policy: {what}. Data: {len(seekers)} pairs from the {source} ({n_naive} for the naive loop); "
              f"{sentences} sentences written (max {cfg.max_edits} edits per response, {cfg.max_sentence_tokens} "
-             f"tokens per sentence), batch {args.small_batch} (partner-rewrite's path: {batch}), {args.rounds} round(s) of every path in turn.", "",
+             f"tokens per sentence), batch {args.small_batch} (partner-rewrite's path: {batch}), {args.rounds} "
+             f"round(s) of every path in turn.", "",
              "| path | pairs | wall s | CPU s | rewrites / s | × naive (wall) | × naive (CPU) | "
              "× naive, same %d pairs (wall) | same text as 769d52b | same text as naive |" % n_naive,
              "|---|---|---|---|---|---|---|---|---|---|"]
