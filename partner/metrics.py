@@ -234,14 +234,6 @@ def specificity(seekers: Sequence[str], responses: Sequence[str], embedder, batc
     return [float(x) for x in np.sum(a * b, axis=1)]
 
 
-def _start_token_id(tok) -> int:
-    """A document-start token: GPT-2's and SmolLM2's <|endoftext|>, else BOS, else EOS."""
-    vocab = tok.get_vocab()
-    if "<|endoftext|>" in vocab:
-        return vocab["<|endoftext|>"]
-    return tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-
-
 def token_nll(texts: Sequence[str], model, tok, batch_size: int = 16, max_tokens: int = 256,
               progress: bool = False) -> list[tuple[float, int]]:
     """(summed NLL in nats, number of scored tokens) per text; padding masked, no grad.
@@ -252,7 +244,9 @@ def token_nll(texts: Sequence[str], model, tok, batch_size: int = 16, max_tokens
     import torch
     from tqdm.auto import tqdm
 
-    start = _start_token_id(tok)
+    from classifiers.reverse import doc_start_id
+
+    start = doc_start_id(tok)
     pad = tok.pad_token_id if tok.pad_token_id is not None else start
     device = next(model.parameters()).device
     encoded = [[start] + tok(t, add_special_tokens=False)["input_ids"][:max_tokens] for t in texts]

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from classifiers.reverse import (FORWARD_LABELS, REVERSE_LABELS, encode_conditional, encode_unconditional,
-                                 target_logprobs)
+from classifiers.reverse import (FORWARD_LABELS, REVERSE_LABELS, doc_start_id, encode_conditional,
+                                 encode_unconditional, target_logprobs)
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,35 @@ def test_prompt_formats_and_truncation(tiny):
     ids, n = encode_conditional(tok, "ctx", "   ", FORWARD_LABELS)
     assert ids[n:] == [tok.eos_token_id]  # an empty target is scored as end-of-text
     assert encode_unconditional(tok, "Hi there.")[1] == 1
+
+
+class _Backend:
+    def __init__(self, vocab):
+        self.vocab = vocab
+
+    def token_to_id(self, token):
+        return self.vocab.get(token)
+
+
+class _Tok:
+    """A tokenizer with ``backend_tokenizer`` (fast) or only ``get_vocab`` (slow)."""
+
+    def __init__(self, vocab, bos, eos, fast):
+        self.vocab, self.bos_token_id, self.eos_token_id = vocab, bos, eos
+        if fast:
+            self.backend_tokenizer = _Backend(vocab)
+
+    def get_vocab(self):
+        return dict(self.vocab)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_doc_start_is_endoftext_else_bos_else_eos(tiny, fast):
+    _, tok = tiny
+    assert doc_start_id(tok) == tok.get_vocab()["<|endoftext|>"]
+    assert doc_start_id(_Tok({"<|endoftext|>": 7, "a": 1}, bos=3, eos=4, fast=fast)) == 7
+    assert doc_start_id(_Tok({"<s>": 3, "a": 1}, bos=3, eos=4, fast=fast)) == 3
+    assert doc_start_id(_Tok({"</s>": 4, "a": 1}, bos=None, eos=4, fast=fast)) == 4
 
 
 def test_target_logprobs_mask_padding(tiny):
