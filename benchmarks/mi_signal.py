@@ -80,6 +80,8 @@ def main(argv=None) -> int:
     from scipy.stats import pearsonr
 
     from bench_rewards import CANDIDATES
+    from classifiers.reverse import (FORWARD_LABELS, REVERSE_LABELS, doc_start_id, encode_conditional,
+                                     encode_target, encode_unconditional)
     from core.corpora import epitome_splits
     from core.registry import load_sentence_embedder
     from partner.config import load_config
@@ -115,6 +117,21 @@ def main(argv=None) -> int:
     es = emb.encode(seekers, batch_size=32, normalize_embeddings=True)
     er = emb.encode(rewrites, batch_size=32, normalize_embeddings=True)
     cpu["MiniLM cosine"] = time.process_time() - c
+    # Bayes' rule: log p(S|R̂) = log p(R̂|S) + log p(S) - log p(R̂), and log p(S) is fixed within a state, so
+    # the reverse term's within-state change is (Δ sum log p→(R̂|S) - Δ sum log p(R̂)) / |S| under one LM.
+    # Sums from the two passes the stack runs anyway (forward term, fluency), and the marginal once more
+    # in the forward term's own format, "<doc> Reply: R̂" (one extra pass, timed).
+    tok = mi.forward_lm.tok
+    n_fwd = [len(ids) - k for ids, k in (encode_conditional(tok, s, r, FORWARD_LABELS, mi.max_seeker_tokens,
+                                                               mi.max_response_tokens) for s, r in zip(seekers, rewrites))]
+    n_flu = [len(ids) - k for ids, k in (encode_unconditional(tok, r, fl.max_tokens) for r in rewrites)]
+    n_post = [len(ids) - k for ids, k in (encode_conditional(tok, r, s, REVERSE_LABELS, *mi.reverse_lengths)
+                                          for s, r in zip(seekers, rewrites))]
+    reply = [doc_start_id(tok)] + tok.encode(FORWARD_LABELS[1], add_special_tokens=False)
+    c = time.process_time()
+    marg = mi.forward_lm.target_logprobs([(reply + encode_target(tok, r, mi.max_response_tokens), len(reply))
+                                          for r in rewrites], adapter=False, batch_size=mi.batch_size)
+    cpu["marginal log p(R̂) after 'Reply:' (extra pass)"] = time.process_time() - c
     load.append(os.getloadavg()[0])
 
     G = np.array(group)
@@ -153,11 +170,30 @@ def main(argv=None) -> int:
                                            if cols else None)
             row[f"{term}_concordance"] = round(concordance(list(G[m]), truth[m], est[m]), 4)
         rows.append(row)
+    # Bayes rows: the forward term stays exact, the reverse term is the original's exact value plus the
+    # Bayes change; "fitted" lets least squares scale the two sums (one LM's joint is not the other's)
+    fwd_sum, flu_sum = fwd * np.array(n_fwd), np.log(flu) * np.array(n_flu)
+    marg_sum, n_s = np.array([s for s, _ in marg]), np.array(n_post, dtype=float)
+    bayes = []
+    for name, margin in (("fluency pass as the marginal (no extra pass)", flu_sum),
+                         ("'Reply:' marginal (one extra pass)", marg_sum)):
+        for fitted in (False, True):
+            X = np.stack([(fwd_sum - fwd_sum[o]) / n_s, (margin - margin[o]) / n_s], 1)
+            coef = (np.linalg.lstsq(X[train], (rev - rev[o])[train], rcond=None)[0] if fitted
+                    else np.array([1.0, -1.0]))
+            est_rev = rev[o] + X @ coef
+            est_rm = w.lambda_mi * fwd + (1 - w.lambda_mi) * est_rev
+            m, me = test, test & edited
+            bayes.append({"estimator": name + (", fitted" if fitted else ""), "coef": [round(float(x), 4) for x in coef],
+                          "r_m_pearson": round(float(pearsonr(rm[m], est_rm[m])[0]), 4),
+                          "r_m_concordance": round(concordance(list(G[m]), rm[m], est_rm[m]), 4),
+                          "reverse_delta_pearson": round(float(pearsonr((rev - rev[o])[me], (est_rev - rev[o])[me])[0]), 4),
+                          "reverse_concordance": round(concordance(list(G[m]), rev[m], est_rev[m]), 4)})
     n = len(rewrites)
     result = {"what": f"{n} rollouts of {len(states)} EPITOME dev states (5 each)",
               "weights": {"w_m": w.w_mi, "w_f": w.w_fluency},
               "cpu_s_per_rollout": {k: round(v / n, 4) for k, v in cpu.items()}, "within_state_spread": spread,
-              "fluency_plus_mi_pairs_reordered_by_mi": round(flips, 4), "estimators": rows,
+              "fluency_plus_mi_pairs_reordered_by_mi": round(flips, 4), "estimators": rows, "bayes_reverse": bayes,
               "machine": {**machine_info(), "load_average_before_after": [round(x, 2) for x in load]},
               "commit": git_commit(), "command": "python benchmarks/mi_signal.py " + " ".join(argv or sys.argv[1:])}
     out = Path(args.out)
@@ -176,6 +212,13 @@ def main(argv=None) -> int:
         lines.append(f"| {r['estimator']} | {r['r_m_pearson']:.3f} | {dp(r['r_m_delta_pearson'])} | "
                      f"{r['r_m_concordance']:.3f} | {r['reverse_pearson']:.3f} | {dp(r['reverse_delta_pearson'])} | "
                      f"{r['reverse_concordance']:.3f} |")
+    lines += ["", "Bayes' rule for the reverse term (the forward term exact; the reverse term the original's exact value "
+              "plus (Δ sum log p→(R̂|S) − Δ sum log p(R̂)) / |S|, same held-out half):", "",
+              "| marginal log p(R̂) | coefficients | r_m Pearson | r_m pair concordance | Δreverse Pearson | "
+              "reverse pair concordance |", "|---|---|---|---|---|---|"]
+    for r in bayes:
+        lines.append(f"| {r['estimator']} | {r['coef']} | {r['r_m_pearson']:.3f} | {r['r_m_concordance']:.3f} | "
+                     f"{r['reverse_delta_pearson']:.3f} | {r['reverse_concordance']:.3f} |")
     write_report(out, result, lines, f"{load[0]:.1f} before, {load[1]:.1f} after")
     return 0
 
