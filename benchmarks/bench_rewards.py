@@ -12,8 +12,10 @@ the stack we time
 The sum of the components' times is printed beside the stack's, to show the sharing (one frozen LM
 for fluency and both MI terms, one classifier pass per distinct pair or sentence, cached originals).
 r_m and the stack are also timed with r_m as it was at 769d52b (its forward term running every
-(post, rewrite) sequence whole), and the stack rows report r_m's share of their time (issue 28's
-target: at most 25 %). The preference term (rewards/preference.py, off by default) is timed on its
+(post, rewrite) sequence whole), and with r_m's floor: both terms on the same tokens through the
+backbone stripped of its transformer layers (embedding, norm, LM head), the least any r_m scoring
+them with this vocabulary and width can cost. The stack rows report r_m's share of their time
+(issue 28's target: at most 25 %). The preference term (rewards/preference.py, off by default) is timed on its
 own when the commit has it and models/preference exists.
 
     python benchmarks/bench_rewards.py [--repeats 3] [--threads N]
@@ -187,25 +189,50 @@ def main(argv=None) -> int:
                    for s, r in keys]
             return [s / n for s, n in self.forward_lm.target_logprobs(enc, adapter=False, batch_size=self.batch_size)]
 
+    class MIFloor(MutualInformationReward):
+        """r_m's two terms on the same token sequences through the backbone with no transformer layers
+        (embedding, final norm, LM head): what any r_m that scores these tokens with this LM's
+        vocabulary and width costs at least, whatever its layers. Its values mean nothing."""
+
+        def _reverse(self, keys):
+            from classifiers.reverse import REVERSE_LABELS, encode_conditional
+
+            tok = self.reverse_lm.tok
+            enc = [encode_conditional(tok, r, s, REVERSE_LABELS, *self.reverse_lengths) for s, r in keys]
+            return [s / n for s, n in self.reverse_lm.target_logprobs(enc, adapter=False, batch_size=self.batch_size)]
+
+    floor_lm = []
+
+    def layerless_lm():
+        if not floor_lm:
+            from core.registry import load_causal_lm
+
+            model, tok = load_causal_lm("smollm2-135m", device=device)
+            model.model.layers = torch.nn.ModuleList()
+            model.config.num_hidden_layers = 0
+            floor_lm.append(FrozenLM.from_model(model, tok, "smollm2-135m without layers"))
+        return floor_lm[0]
+
     cfg = RewardConfig(w_empathy=1.0 if empathy_ok else 0.0)
 
-    def stack(old_mi: bool = False):
+    def stack(old_mi: bool = False, floor: bool = False):
         st = RewardStack(cfg, policy_backbone="smollm2-135m", device=device, lms={"smollm2-135m": lm})
-        if old_mi:
-            mi = st.components["mi"]
-            st.components["mi"] = MIAsBefore(mi.forward_lm, mi.reverse_lm, mi.lambda_mi, mi.max_seeker_tokens,
-                                             mi.max_response_tokens, mi.batch_size,
-                                             reverse_lengths=mi.reverse_lengths)
+        mi = st.components["mi"]
+        if old_mi or floor:
+            cls, lms = (MIAsBefore, (mi.forward_lm, mi.reverse_lm)) if old_mi else (MIFloor, (layerless_lm(),) * 2)
+            st.components["mi"] = cls(*lms, mi.lambda_mi, mi.max_seeker_tokens, mi.max_response_tokens,
+                                      mi.batch_size, reverse_lengths=mi.reverse_lengths)
         return st
 
-    def mi_reward(old: bool = False):
-        return stack(old).components["mi"]  # r_m as the stack builds it (lengths, batch size)
+    def mi_reward(old: bool = False, floor: bool = False):
+        return stack(old, floor).components["mi"]  # r_m as the stack builds it (lengths, batch size)
 
     makers = {
         "fluency": lambda: FluencyReward(lm, cfg.max_response_tokens, cfg.batch_size),
         "coherence": lambda: CoherenceReward(device=device),
         "mi (as at 769d52b)": lambda: mi_reward(old=True),
         "mi": mi_reward,
+        "mi (floor: no transformer layers)": lambda: mi_reward(floor=True),
     }
     if empathy_ok:
         makers = {"empathy": lambda: EmpathyReward(device=device), **makers}
@@ -219,6 +246,7 @@ def main(argv=None) -> int:
         notes.append("rewards/preference.py is not in this commit: no preference term timed")
     makers["stack (mi as at 769d52b)"] = lambda: stack(old_mi=True)
     makers["stack"] = stack
+    makers["stack (mi floor)"] = lambda: stack(floor=True)
 
     load_start = os.getloadavg()[0]
     results = bench_all(makers, args.repeats, args.batch)
@@ -264,7 +292,9 @@ def markdown(out: dict, args: str) -> str:
              f"{out['repeats']} fresh instances, every row taking its turn in each repeat. CPU: this process's CPU "
              "seconds (less sensitive to other jobs than wall time). MI share: wall time inside r_m over the "
              "stack's. `as at 769d52b`: r_m's forward term running every (post, rewrite) sequence whole, as "
-             "before its prompts were cached.", "",
+             "before its prompts were cached. `mi floor`: r_m's tokens through the backbone without its transformer "
+             "layers (embedding, norm, LM head only; values meaningless), the least an exact r_m on this LM costs.",
+             "",
              "| component | cold (s) | step (s) | cold CPU (s) | step CPU (s) | MI share of the stack, cold / step |",
              "|---|---|---|---|---|---|"]
     for name, r in results.items():
