@@ -94,12 +94,12 @@ def main(argv=None) -> int:
                     "share": round(v / total, 3)} for k, v in timers.seconds.items()), key=lambda r: -r["s_per_step"])
     reward = sum(r["s_per_step"] for r in rows if r["part"].startswith("reward"))
     mi = sum(r["s_per_step"] for r in rows if r["part"].startswith("reward: mi"))
-    result = {"what": f"RL step at {Path(args.config).name} {' '.join(args.overrides)}".strip(),
+    result = {"what": f"{Path(args.config).name} {' '.join(args.overrides)}".strip(),
               "states_x_samples": [cfg.rl.batch_size, cfg.rl.samples_per_state], "steps_timed": n,
               "s_per_step": round(total / n, 3), "reward_s_per_step": round(reward, 3), "mi_s_per_step": round(mi, 3),
               "rows": rows, "commit": git_commit(),
               "command": "python benchmarks/profile_rl.py " + " ".join(argv or sys.argv[1:])}
-    lines = [f"# One RL step: {result['what']}", "",
+    lines = [f"# Where one RL step's time goes: {result['what']}", "",
              f"{cfg.rl.batch_size} states × {cfg.rl.samples_per_state} samples a step, EPITOME train prompts; "
              f"mean of {n} steps after a warm-up step. A step took {total / n:.1f} s: the reward stack "
              f"{reward:.1f} s ({reward / (total / n):.0%}), r_m {mi:.1f} s ({mi / (total / n):.0%} of the step, "

@@ -289,8 +289,8 @@ class RLTrainer:
         self.baseline.update(all_shaped)
         self.step += 1
 
-        windows = [ep.steps[0].window for ep in episodes]
-        entropy = _position_entropy(self.policy, seekers, windows)
+        # the k samples of a state share its first window, so one row per state gives the same mean
+        entropy = _position_entropy(self.policy, seekers[::k], [ep.steps[0].window for ep in episodes[::k]])
         positions = Counter(s.edit.action for ep in episodes for s in ep.steps)
         mean = lambda xs: float(sum(xs) / len(xs)) if xs else 0.0  # noqa: E731
         entry = StepLog(self.step, mean(self.acc.gather(rewards).tolist()), baseline_before,

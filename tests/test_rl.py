@@ -52,6 +52,22 @@ def test_update_moves_log_prob_of_sampled_action_with_the_advantage(sign):
     assert ((after - before) * sign > 0).all()
 
 
+def test_logged_position_entropy_reads_each_state_once(tmp_path, monkeypatch):
+    import partner.rl_trainer as rl_trainer
+
+    policy = tiny_policy()
+    seekers, windows = [p[0] for p in PROMPTS[:2]], [[p[1]] for p in PROMPTS[:2]]
+    once = rl_trainer._position_entropy(policy, seekers, windows)
+    # RLOO's k samples of a state are k equal rows: the mean over one row per state is the same
+    assert once == pytest.approx(rl_trainer._position_entropy(policy, seekers * 3, windows * 3), abs=1e-5)
+    rows = []
+    monkeypatch.setattr(rl_trainer, "_position_entropy",
+                        lambda p, s, w: rows.append(len(s)) or once)
+    cfg = RLConfig(method="rloo", steps=1, batch_size=2, samples_per_state=3, kl_coef=0.0, save_every=100, seed=1)
+    RLTrainer(policy, stop_reward, PROMPTS, cfg, tmp_path).train_step()
+    assert rows == [2]
+
+
 @pytest.mark.slow
 def test_training_raises_the_reward_of_a_learnable_task(tmp_path):
     policy = tiny_policy()
