@@ -102,11 +102,26 @@ def pick_device(device=None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _n_layers(model) -> int:
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    return int(getattr(cfg, "num_hidden_layers", 0) or getattr(cfg, "n_layer", 0))
+
+
+def _first_adapted(peft_model) -> int:
+    """The lowest transformer layer a PEFT adapter changes: its ``layers_to_transform``, or 0 (all)."""
+    layers = peft_model.peft_config["default"].layers_to_transform
+    if layers is None:
+        return 0
+    return min([layers] if isinstance(layers, int) else layers)
+
+
 class PartnerPolicy(nn.Module):
     """A causal LM (optionally wrapped by PEFT) plus the position head."""
 
     def __init__(self, model, tokenizer, cfg: "PolicyConfig | None" = None, head: nn.Linear | None = None,
-                 backbone: str = "", finetune: str = "lora"):
+                 backbone: str = "", finetune: str = "lora", first_adapted_layer: int = 0):
+        """``first_adapted_layer``: the transformer layers below it are the backbone's own, untouched by
+        fine-tuning (a LoRA adapter on the top layers); 0 when every layer may differ."""
         super().__init__()
         self.cfg = _policy_cfg(cfg)
         self.k = int(self.cfg.window)
@@ -114,6 +129,7 @@ class PartnerPolicy(nn.Module):
         self.tokenizer = tokenizer
         self.backbone = backbone
         self.finetune = finetune
+        self.first_adapted_layer = int(first_adapted_layer)
         hidden = model.config.get_text_config().hidden_size if hasattr(model.config, "get_text_config") \
             else model.config.hidden_size
         if head is None:
@@ -141,7 +157,7 @@ class PartnerPolicy(nn.Module):
         if finetune == "lora":
             from peft import LoraConfig, get_peft_model
 
-            n_layers = int(getattr(model.config, "num_hidden_layers", 0) or model.config.n_layer)
+            n_layers = _n_layers(model)
             top = int(getattr(cfg, "lora_layers", 0) or 0)
             layers = list(range(max(0, n_layers - top), n_layers)) if 0 < top < n_layers else None
             lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
@@ -151,7 +167,8 @@ class PartnerPolicy(nn.Module):
         elif finetune not in ("full", "none"):
             raise ValueError(f"finetune must be lora | full | none, not {finetune!r}")
         model.to(pick_device(device))
-        return cls(model, tok, cfg, backbone=backbone, finetune=finetune)
+        first = _first_adapted(model) if finetune == "lora" else (_n_layers(model) if finetune == "none" else 0)
+        return cls(model, tok, cfg, backbone=backbone, finetune=finetune, first_adapted_layer=first)
 
     @classmethod
     def load(cls, path_or_backbone: str | None = None, cfg: "PolicyConfig | None" = None, device=None,
@@ -185,14 +202,17 @@ class PartnerPolicy(nn.Module):
             # the prompt's truncation is part of what the policy was trained on
             cfg = dataclasses.replace(cfg, max_context_tokens=int(meta["max_context_tokens"]))
         finetune = meta["finetune"]
+        first = 0
         if finetune == "full":
             model, tok = load_causal_lm(str(path / "model"))
         else:
             model, tok = load_causal_lm(meta["backbone"])
+            first = _n_layers(model)
             if finetune == "lora":
                 from peft import PeftModel
 
                 model = PeftModel.from_pretrained(model, str(path), is_trainable=trainable)
+                first = _first_adapted(model)
                 if not trainable:  # inference: fold the adapter into the weights (faster; not savable)
                     model = model.merge_and_unload()
                     finetune = "merged"
@@ -205,9 +225,18 @@ class PartnerPolicy(nn.Module):
         state = load_file(str(path / HEAD_FILE))
         head = nn.Linear(state["weight"].shape[1], state["weight"].shape[0])
         head.load_state_dict({k: v.float() for k, v in state.items()})
-        policy = cls(model, tok, cfg, head=head, backbone=meta["backbone"], finetune=finetune)
+        policy = cls(model, tok, cfg, head=head, backbone=meta["backbone"], finetune=finetune, first_adapted_layer=first)
         policy.eval()
         return policy
+
+    def decoder(self):
+        """The backbone's decoder stack when it is Llama-style (``embed_tokens``, ``layers``, as SmolLM2,
+        Qwen, Mistral), else None: what ``rl_trainer.SharedLowerLayers`` needs to run part of it."""
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        inner = getattr(base, "model", None)
+        ok = inner is not None and isinstance(getattr(inner, "layers", None), nn.ModuleList) \
+            and hasattr(inner, "embed_tokens")
+        return inner if ok else None
 
     def load_weights(self, path: str | Path) -> None:
         """Load adapter (or full weights) and head from a folder written by ``save_pretrained``."""

@@ -36,6 +36,7 @@ import random
 import shutil
 import time
 from collections import Counter, deque
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
@@ -163,6 +164,69 @@ def _position_entropy(policy, seekers, windows) -> float:
         return float(-(p * logp).sum(-1).mean())
 
 
+class SharedLowerLayers:
+    """The KL reference's teacher-forced pass reuses the policy's lower layers.
+
+    The policy and its warm-start reference load the same backbone, and their LoRA adapters change only
+    the top transformer layers (``policy.lora_layers``, 8 of SmolLM2's 30 by default). So on the same
+    sequences, the layers below the first adapted one compute the same hidden states in both. ``capture``
+    keeps the hidden state entering that layer during the policy's pass; ``reuse`` then runs the
+    reference's pass from there: its embedding returns the kept state and only its upper layers run.
+    The result equals the reference's full pass up to float rounding (its frozen weights are packed
+    for oneDNN, the policy's are not).
+
+    It switches itself off (both contexts do nothing) for a backbone that is not Llama-style, different
+    backbones, or adapters on every layer.
+    """
+
+    def __init__(self, policy, ref):
+        self.split, self.hidden = 0, None
+        if ref is None or policy.backbone != ref.backbone:
+            return
+        self.mine, self.theirs = policy.decoder(), ref.decoder()
+        if self.mine is None or self.theirs is None or len(self.mine.layers) != len(self.theirs.layers):
+            return
+        split = min(policy.first_adapted_layer, ref.first_adapted_layer)
+        self.split = split if 0 < split < len(self.mine.layers) else 0
+
+    @contextmanager
+    def capture(self):
+        if not self.split:
+            yield
+            return
+
+        def keep(module, args, kwargs):
+            self.hidden = (args[0] if args else kwargs["hidden_states"]).detach()
+
+        handle = self.mine.layers[self.split].register_forward_pre_hook(keep, with_kwargs=True)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    @contextmanager
+    def reuse(self):
+        hidden, self.hidden = self.hidden, None
+        if not self.split or hidden is None:
+            yield
+            return
+
+        def kept(module, args, output):
+            if output.shape != hidden.shape:
+                raise RuntimeError(f"the reference's pass ({tuple(output.shape)}) is not the policy's "
+                                   f"({tuple(hidden.shape)}): it cannot reuse its lower layers")
+            return hidden
+
+        layers = self.theirs.layers
+        handle = self.theirs.embed_tokens.register_forward_hook(kept)
+        self.theirs.layers = torch.nn.ModuleList(list(layers)[self.split:])
+        try:
+            yield
+        finally:
+            handle.remove()
+            self.theirs.layers = layers
+
+
 def _episode_logp(policy, episodes) -> torch.Tensor:
     """Σ over an episode's steps of log p(position) + log p(sentence), with grad, per episode."""
     steps = [(e, s) for e, ep in enumerate(episodes) for s in ep.steps]
@@ -181,6 +245,7 @@ class RLTrainer:
         from accelerate import Accelerator
 
         self.policy, self.ref, self.reward_fn = policy, ref_policy, reward_fn
+        self.shared = SharedLowerLayers(policy, ref_policy)
         self.cfg = rl_cfg
         self.out = Path(out_dir)
         self.acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
@@ -271,10 +336,12 @@ class RLTrainer:
 
         # Dropout stays off: the gradient must be of the distribution the actions were sampled from.
         self.policy.eval()
-        logp = _episode_logp(self.policy, episodes)
+        use_ref = self.ref is not None and cfg.kl_coef > 0
+        with self.shared.capture() if use_ref else nullcontext():
+            logp = _episode_logp(self.policy, episodes)
         kl = torch.zeros_like(rewards)
-        if self.ref is not None and cfg.kl_coef > 0:
-            with torch.no_grad():
+        if use_ref:
+            with torch.no_grad(), self.shared.reuse():
                 kl = logp.detach() - _episode_logp(self.ref, episodes)
         shaped = rewards - cfg.kl_coef * kl
         baseline_before = self.baseline.value()

@@ -68,6 +68,64 @@ def test_logged_position_entropy_reads_each_state_once(tmp_path, monkeypatch):
     assert rows == [2]
 
 
+def _tiny_llama_policy_folder(tmp_path):
+    """A saved policy on a random 4-layer Llama backbone with LoRA on its top 2 layers."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from core.registry import load_tokenizer
+    from partner.config import PolicyConfig
+    from partner.policy import PartnerPolicy
+
+    tok = load_tokenizer("tiny-gpt2")
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                                 num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
+                                 bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+                     ).save_pretrained(tmp_path / "llama")
+    tok.save_pretrained(tmp_path / "llama")
+    cfg = PolicyConfig(max_sentence_tokens=6, max_edits=1, lora_layers=2)
+    PartnerPolicy.from_backbone(str(tmp_path / "llama"), cfg, device="cpu").save_pretrained(tmp_path / "policy")
+    return tmp_path / "policy", cfg
+
+
+def test_the_kl_reference_reuses_the_policys_lower_layers(tmp_path):
+    from partner.episode import run_episodes
+    from partner.policy import PartnerPolicy
+    from partner.rl_trainer import SharedLowerLayers
+
+    folder, cfg = _tiny_llama_policy_folder(tmp_path)
+    policy = PartnerPolicy.load(str(folder), cfg, device="cpu", trainable=True)
+    ref = PartnerPolicy.load(str(folder), cfg, device="cpu")
+    assert policy.first_adapted_layer == ref.first_adapted_layer == 2
+    shared = SharedLowerLayers(policy, ref)
+    assert shared.split == 2
+    assert SharedLowerLayers(tiny_policy(), tiny_policy()).split == 0  # GPT-2: not Llama-style, full passes
+    with torch.no_grad():
+        eps = run_episodes(policy, [p[0] for p in PROMPTS], [p[1] for p in PROMPTS], sample=True,
+                           generator=torch.Generator().manual_seed(0))
+        full = _episode_logp(ref, eps)
+    with shared.capture():
+        _episode_logp(policy, eps)
+    calls = []
+    hook = ref.decoder().layers[0].register_forward_hook(lambda *a: calls.append(1))
+    with torch.no_grad(), shared.reuse():
+        reused = _episode_logp(ref, eps)
+    hook.remove()
+    assert calls == []  # the reference's lower layers did not run
+    assert len(ref.decoder().layers) == 4  # and are back in place
+    assert torch.allclose(full, reused, atol=1e-4)
+    # a pass over other sequences cannot silently reuse the wrong hidden states
+    with shared.capture():
+        _episode_logp(policy, eps[:2])
+    with pytest.raises(RuntimeError, match="cannot reuse"), torch.no_grad(), shared.reuse():
+        _episode_logp(ref, eps)
+    # in a training step: the policy starts as the reference, so the KL through the reused layers is 0
+    rl_cfg = RLConfig(method="rloo", steps=1, batch_size=2, samples_per_state=2, kl_coef=0.1, save_every=100, seed=1)
+    trainer = RLTrainer(policy, stop_reward, PROMPTS, rl_cfg, tmp_path / "rl", ref_policy=ref)
+    assert trainer.shared.split == 2
+    assert abs(trainer.train_step().kl) < 1e-4
+
+
 @pytest.mark.slow
 def test_training_raises_the_reward_of_a_learnable_task(tmp_path):
     policy = tiny_policy()
