@@ -176,7 +176,7 @@ class SharedLowerLayers:
     for oneDNN, the policy's are not).
 
     It switches itself off (both contexts do nothing) for a backbone that is not Llama-style, different
-    backbones, or adapters on every layer.
+    backbones, adapters on every layer, or a policy that trains its embedding or lower layers.
     """
 
     def __init__(self, policy, ref):
@@ -187,6 +187,9 @@ class SharedLowerLayers:
         if self.mine is None or self.theirs is None or len(self.mine.layers) != len(self.theirs.layers):
             return
         split = min(policy.first_adapted_layer, ref.first_adapted_layer)
+        below = [self.mine.embed_tokens, *list(self.mine.layers)[:split]]
+        if any(p.requires_grad for module in below for p in module.parameters()):  # training moves them
+            return
         self.split = split if 0 < split < len(self.mine.layers) else 0
 
     @contextmanager

@@ -100,6 +100,9 @@ def test_the_kl_reference_reuses_the_policys_lower_layers(tmp_path):
     shared = SharedLowerLayers(policy, ref)
     assert shared.split == 2
     assert SharedLowerLayers(tiny_policy(), tiny_policy()).split == 0  # GPT-2: not Llama-style, full passes
+    policy.decoder().embed_tokens.weight.requires_grad_(True)
+    assert SharedLowerLayers(policy, ref).split == 0  # a trained embedding changes every layer's input
+    policy.decoder().embed_tokens.weight.requires_grad_(False)
     with torch.no_grad():
         eps = run_episodes(policy, [p[0] for p in PROMPTS], [p[1] for p in PROMPTS], sample=True,
                            generator=torch.Generator().manual_seed(0))
