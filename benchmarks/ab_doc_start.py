@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from core.provenance import git_commit, write_report  # noqa: E402
+from core.provenance import git_commit, parse_benchmark_args, write_report  # noqa: E402
 
 
 def vocab_lookup(tok) -> int:
@@ -34,8 +34,6 @@ def vocab_lookup(tok) -> int:
 
 
 def main(argv=None) -> int:
-    import torch
-
     import classifiers.reverse as reverse
     from bench_rewards import _clear, rollouts
     from rewards.config import RewardConfig
@@ -43,11 +41,7 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "doc-start"))
-    args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_benchmark_args(ap, argv, "doc-start", threads=1)
     ways = {"get_vocab() per sequence (before)": vocab_lookup, "fast-tokenizer lookup (now)": reverse.doc_start_id}
     stack = RewardStack(RewardConfig(), policy_backbone="smollm2-135m")
     stack(*rollouts(16, 100))  # loads every model

@@ -53,7 +53,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from core.provenance import git_commit, machine_info  # noqa: E402
+from core.provenance import git_commit, machine_info, parse_benchmark_args  # noqa: E402
 log = logging.getLogger("bench_rewrite")
 
 
@@ -266,14 +266,9 @@ def main(argv=None) -> int:
     ap.add_argument("--small-batch", type=int, default=16, help="the batch of every other batched path")
     ap.add_argument("--rounds", type=int, default=1, help="rounds of every path in turn (times are summed)")
     ap.add_argument("--dtypes", default="bf16,int8", help="extra rows with the backbone cast: bf16,int8 or ''")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--model", default=None, help="policy folder (default: the shipped agent)")
     ap.add_argument("--device", default="cpu", help="cpu (the default), cuda, ...")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "rewrite"))
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_benchmark_args(ap, argv, "rewrite")
     torch.manual_seed(0)
     config = load_config(DEFAULT_CONFIG)
     cfg = config.policy

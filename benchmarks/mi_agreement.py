@@ -29,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from core.provenance import git_commit, machine_info, write_report  # noqa: E402
+from core.provenance import git_commit, machine_info, parse_benchmark_args, write_report  # noqa: E402
 
 log = logging.getLogger("mi_agreement")
 
@@ -46,12 +46,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--split", default="dev", help="EPITOME split the pairs come from")
-    ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mi-agreement"))
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_benchmark_args(ap, argv, "mi-agreement")
     pairs = epitome_splits()[args.split][:args.n]
     seekers, responses = [p.seeker_post for p in pairs], [p.response_post for p in pairs]
     cfg = RewardConfig()

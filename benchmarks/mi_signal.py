@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from core.provenance import git_commit, machine_info, write_report  # noqa: E402
+from core.provenance import git_commit, machine_info, parse_benchmark_args, write_report  # noqa: E402
 
 log = logging.getLogger("mi_signal")
 
@@ -76,7 +76,6 @@ def concordance(groups, truth, est) -> float:
 
 def main(argv=None) -> int:
     import numpy as np
-    import torch
     from scipy.stats import pearsonr
 
     from bench_rewards import CANDIDATES
@@ -91,12 +90,7 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=120, help="EPITOME dev states (five rollouts each)")
-    ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mi-signal"))
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_benchmark_args(ap, argv, "mi-signal")
     cfg = load_config(None)
     states = [p for p in epitome_splits()["dev"] if p.response_post.strip()][:args.n]
     index = RetrievalIndex.build_or_load(cfg.data_path())

@@ -36,7 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from core.provenance import git_commit, machine_info  # noqa: E402
+from core.provenance import git_commit, machine_info, parse_benchmark_args  # noqa: E402
 
 log = logging.getLogger("profile_rewrite")
 
@@ -110,15 +110,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=16, help="pairs in the batch (partner-rewrite's default batch)")
     ap.add_argument("--repeats", type=int, default=2, help="timed batches after the warm-up (summed)")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override, key=value")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "rewrite-profile"))
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    args = parse_benchmark_args(ap, argv, "rewrite-profile")
     from bench_rewrite import pairs
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
     cfg = load_config(DEFAULT_CONFIG, args.overrides)
     seekers, responses, source = pairs(args.n)

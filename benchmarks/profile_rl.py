@@ -25,7 +25,6 @@ Writes benchmarks/results/rl-profile.json and .md with the machine, load average
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from core.provenance import git_commit, write_report  # noqa: E402
+from core.provenance import git_commit, parse_benchmark_args, write_report  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -51,13 +50,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
     ap.add_argument("--steps", type=int, default=3, help="timed steps after the warm-up step")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default, as partner-train)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override, key=value")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "rl-profile"))
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_benchmark_args(ap, argv, "rl-profile")
     cfg = load_config(args.config, args.overrides)
     acc = Accelerator(cpu=not torch.cuda.is_available())
     init = warmstart_policy_path(cfg)

@@ -22,6 +22,24 @@ def git_commit(cwd: str | Path = ROOT) -> str:
     return commit + ("-dirty" if dirty else "")
 
 
+def parse_benchmark_args(parser, argv, results: str, threads: int = 0):
+    """Parse a benchmark script's arguments with the options every one of them has: ``--threads``
+    (torch's threads; 0 keeps torch's default) and ``--out`` (the results file, without .md / .json;
+    default benchmarks/results/``results``). Then log to stderr and set the threads."""
+    import logging
+
+    parser.add_argument("--threads", type=int, default=threads, help="torch threads (0 = torch's default)")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / results),
+                        help="results file, without its .md / .json suffix")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    return args
+
+
 def machine_info() -> dict:
     """Platform, Python, CPU count, torch version and threads, load average, GPU name if any."""
     info = {"platform": platform.platform(), "python": platform.python_version(), "cpu_count": os.cpu_count()}
