@@ -233,7 +233,7 @@ class PartnerPolicy(nn.Module):
         """The backbone's decoder stack when it is Llama-style (``embed_tokens``, ``layers``, as SmolLM2,
         Qwen, Mistral), else None: what ``rl_trainer.SharedLowerLayers`` needs to run part of it."""
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        inner = getattr(base, "model", None)
+        inner = base.get_decoder() if hasattr(base, "get_decoder") else None
         ok = inner is not None and isinstance(getattr(inner, "layers", None), nn.ModuleList) \
             and hasattr(inner, "embed_tokens")
         return inner if ok else None
